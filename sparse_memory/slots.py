@@ -1,0 +1,119 @@
+"""Slot access statistics: counts per batch, background document frequency, TF-IDF ranking.
+
+A "document" is one batch (Lin et al. 2025): a slot's term frequency is its share of the
+batch's accesses; its document frequency is the number of background batches that accessed
+it at least once. The background statistics are stored beside the checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from sparse_memory.text import EncodedBatch
+
+BACKGROUND_FILE = "background_stats.safetensors"
+
+
+def access_counts(accesses: torch.Tensor, n_slots: int, position_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """How often each slot was read: (batch, seq, reads) indices, -1 at padding -> (n_slots,) long.
+
+    ``position_mask`` (batch, seq) bool keeps only some positions, e.g. content tokens.
+    """
+    keep = accesses >= 0
+    if position_mask is not None:
+        keep &= position_mask.unsqueeze(-1).to(keep.device)
+    return torch.bincount(accesses[keep], minlength=n_slots)
+
+
+@dataclass
+class BackgroundStats:
+    """Per memory layer, the number of background batches that read each slot at least once."""
+
+    doc_freq: dict[int, torch.Tensor]  # layer -> (n_slots,) long
+    n_batches: int
+
+    def save(self, directory: str | Path, name: str = BACKGROUND_FILE) -> Path:
+        path = Path(directory) / name
+        tensors = {f"layer_{layer}.doc_freq": df.cpu().contiguous() for layer, df in self.doc_freq.items()}
+        save_file(tensors, str(path), metadata={"n_batches": str(self.n_batches)})
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path, name: str = BACKGROUND_FILE) -> BackgroundStats:
+        path = Path(directory) / name
+        if not path.is_file():
+            raise FileNotFoundError(f"no background statistics at {path}; run `sparse-memory prepare`")
+        with safe_open(str(path), framework="pt") as handle:
+            n_batches = int(handle.metadata()["n_batches"])
+        tensors = load_file(str(path))
+        doc_freq = {int(key.split(".")[0].removeprefix("layer_")): value for key, value in tensors.items()}
+        return cls(doc_freq=doc_freq, n_batches=n_batches)
+
+    def idf(self, layer: int) -> torch.Tensor:
+        return torch.log((self.n_batches + 1) / (self.doc_freq[layer].double() + 1))
+
+    def usage(self, layer: int) -> float:
+        """Fraction of the layer's slots read by at least one background batch."""
+        return float((self.doc_freq[layer] > 0).double().mean())
+
+
+@torch.no_grad()
+def compute_background_stats(
+    model,
+    batches: Iterable[EncodedBatch],
+    total: int | None = None,
+    resume_from: BackgroundStats | None = None,
+    checkpoint: Callable[[BackgroundStats], None] | None = None,
+    checkpoint_every: int = 50,
+) -> BackgroundStats:
+    """Document frequency of every slot over ``batches`` (padding masked), one forward each.
+
+    ``resume_from`` continues counts already made (``batches`` must then start after them);
+    ``checkpoint`` receives the running counts every ``checkpoint_every`` batches.
+    """
+    device = next(model.parameters()).device
+    n_slots = model.memory_config.n_slots
+    if resume_from is None:
+        resume_from = BackgroundStats(
+            {layer: torch.zeros(n_slots, dtype=torch.long) for layer in model.memory_config.layers}, 0
+        )
+    doc_freq = {layer: df.to(device) for layer, df in resume_from.doc_freq.items()}
+    n_batches = resume_from.n_batches
+
+    def snapshot() -> BackgroundStats:
+        return BackgroundStats(doc_freq={k: v.cpu() for k, v in doc_freq.items()}, n_batches=n_batches)
+
+    progress = tqdm(batches, total=total, initial=n_batches, desc="background statistics", unit="batch")
+    for batch in progress:
+        batch = batch.to(device)
+        for layer, slots in model.memory_accesses(batch.input_ids, batch.attention_mask).items():
+            doc_freq[layer] += access_counts(slots, n_slots) > 0
+        n_batches += 1
+        if checkpoint is not None and n_batches % checkpoint_every == 0:
+            checkpoint(snapshot())
+    return snapshot()
+
+
+def tfidf_scores(counts: torch.Tensor, doc_freq: torch.Tensor, n_batches: int) -> torch.Tensor:
+    """score(i) = c(i) / sum_j c(j) * log((|B| + 1) / (df(i) + 1)); zero for unread slots."""
+    total = counts.sum()
+    if total == 0:
+        return torch.zeros(counts.shape, dtype=torch.float64, device=counts.device)
+    tf = counts.double() / total
+    idf = torch.log(torch.tensor(n_batches + 1.0, dtype=torch.float64)) - torch.log(
+        doc_freq.double().to(counts.device) + 1
+    )
+    return tf * idf
+
+
+def top_slots(scores: torch.Tensor, t: int) -> torch.Tensor:
+    """Indices of the ``t`` highest-scoring slots among those with a positive score."""
+    positive = int((scores > 0).sum())
+    return scores.topk(min(t, positive)).indices

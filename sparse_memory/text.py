@@ -1,0 +1,104 @@
+"""From texts and chat conversations to padded token batches with a content mask.
+
+Slot statistics must count only content tokens: never padding, and never the chat
+template's system prompt, role or separator tokens, which every fact would otherwise share.
+The content mask marks tokens that lie inside a message's content (or a plain text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+Conversation = list[dict[str, str]]
+TextOrChat = str | Conversation
+
+
+@dataclass
+class EncodedBatch:
+    input_ids: torch.Tensor  # (batch, seq) long
+    attention_mask: torch.Tensor  # (batch, seq) long, 0 at padding
+    content_mask: torch.Tensor  # (batch, seq) bool, True inside message contents / plain text
+    offsets: list[list[tuple[int, int]]]  # character span of each token in ``texts``
+    texts: list[str]  # each item as rendered (chat template applied)
+    content_spans: list[list[tuple[int, int]]]  # character spans of the contents in ``texts``
+
+    def to(self, device: torch.device | str) -> EncodedBatch:
+        self.input_ids = self.input_ids.to(device)
+        self.attention_mask = self.attention_mask.to(device)
+        self.content_mask = self.content_mask.to(device)
+        return self
+
+    def mask_for_spans(self, spans: Sequence[Sequence[tuple[int, int]]]) -> torch.Tensor:
+        """Bool (batch, seq): tokens overlapping any of ``spans[row]`` (character spans)."""
+        mask = torch.zeros(self.input_ids.shape, dtype=torch.bool)
+        for row, (token_offsets, row_spans) in enumerate(zip(self.offsets, spans, strict=True)):
+            for col, (start, end) in enumerate(token_offsets):
+                if end > start and any(start < s_end and end > s_start for s_start, s_end in row_spans):
+                    mask[row, col] = True
+        return mask.to(self.input_ids.device)
+
+
+def render_chat(
+    tokenizer, messages: Conversation, add_generation_prompt: bool = False
+) -> tuple[str, list[tuple[int, int]]]:
+    """The chat template applied as text, and the character span of each message's content."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    spans, cursor = [], 0
+    for message in messages:
+        start = text.find(message["content"], cursor)
+        if start < 0:
+            raise ValueError(f"chat template dropped a message's content: {message['content'][:60]!r}")
+        spans.append((start, start + len(message["content"])))
+        cursor = start + len(message["content"])
+    return text, spans
+
+
+def find_spans(text: str, phrase: str) -> list[tuple[int, int]]:
+    """Every character span where ``phrase`` occurs in ``text``."""
+    spans, start = [], text.find(phrase)
+    while start >= 0:
+        spans.append((start, start + len(phrase)))
+        start = text.find(phrase, start + 1)
+    return spans
+
+
+def encode(
+    tokenizer, items: Sequence[TextOrChat], max_length: int = 256, add_generation_prompt: bool = False
+) -> EncodedBatch:
+    """Tokenise plain texts and/or conversations into one right-padded batch.
+
+    A conversation's system prompt is template, not content: only user and assistant
+    message contents count as content.
+    """
+    texts, content_spans = [], []
+    for item in items:
+        if isinstance(item, str):
+            texts.append(item)
+            content_spans.append([(0, len(item))])
+        else:
+            text, spans = render_chat(tokenizer, item, add_generation_prompt)
+            texts.append(text)
+            content_spans.append([span for span, m in zip(spans, item, strict=True) if m["role"] != "system"])
+    encoded = tokenizer(
+        texts,
+        padding=True,
+        truncation=True,
+        max_length=max_length,
+        return_tensors="pt",
+        return_offsets_mapping=True,
+        add_special_tokens=False,
+    )
+    offsets = [[(int(a), int(b)) for a, b in row] for row in encoded["offset_mapping"]]
+    batch = EncodedBatch(
+        input_ids=encoded["input_ids"],
+        attention_mask=encoded["attention_mask"],
+        content_mask=torch.zeros(encoded["input_ids"].shape, dtype=torch.bool),
+        offsets=offsets,
+        texts=texts,
+        content_spans=content_spans,
+    )
+    batch.content_mask = batch.mask_for_spans(content_spans) & batch.attention_mask.bool()
+    return batch

@@ -1,0 +1,57 @@
+import math
+
+import torch
+
+from sparse_memory.modeling import retrofit
+from sparse_memory.slots import BackgroundStats, access_counts, compute_background_stats, tfidf_scores, top_slots
+from sparse_memory.text import encode
+
+
+def test_access_counts_skip_padding_and_masked_positions():
+    accesses = torch.tensor([[[0, 1], [1, 2], [-1, -1]], [[3, 3], [-1, -1], [-1, -1]]])
+    assert access_counts(accesses, 5).tolist() == [1, 2, 1, 2, 0]
+    content = torch.tensor([[False, True, False], [True, False, False]])
+    assert access_counts(accesses, 5, content).tolist() == [0, 1, 1, 2, 0]
+
+
+def test_tfidf_matches_a_hand_computed_example():
+    counts = torch.tensor([3, 1, 0, 4])
+    doc_freq = torch.tensor([9, 0, 2, 1])
+    scores = tfidf_scores(counts, doc_freq, n_batches=9)
+    # tf = c / 8; idf = log((9 + 1) / (df + 1))
+    expected = [3 / 8 * math.log(10 / 10), 1 / 8 * math.log(10 / 1), 0.0, 4 / 8 * math.log(10 / 2)]
+    assert torch.allclose(scores, torch.tensor(expected, dtype=torch.float64))
+    # Slot 0 is read in every background batch: frequent but not specific, so it scores 0.
+    assert top_slots(scores, 2).tolist() == [3, 1]
+    assert top_slots(scores, 10).tolist() == [3, 1]  # only positive scores are selectable
+
+
+def test_background_stats_count_batches_not_reads_and_ignore_padding(tiny_llama, tiny_memory, tokenizer, tmp_path):
+    model = retrofit(tiny_llama, tiny_memory)
+    short = "Varek was born in Tessmoor."
+    long = "The quick brown fox jumps over the lazy dog many times over."
+    padded = encode(tokenizer, [short, long])
+    assert padded.attention_mask[0].sum() < padded.attention_mask[1].sum()
+    stats = compute_background_stats(model, [padded, encode(tokenizer, [short])])
+    assert stats.n_batches == 2
+    alone = compute_background_stats(model, [encode(tokenizer, [short]), encode(tokenizer, [long])])
+    # Each slot counts once per batch that read it; a padded batch reads what its real tokens read.
+    short_slots = set(model.memory_accesses(*_ids_mask(tokenizer, short))[1].flatten().tolist())
+    long_slots = set(model.memory_accesses(*_ids_mask(tokenizer, long))[1].flatten().tolist())
+    df = stats.doc_freq[1]
+    for slot in short_slots:
+        assert df[slot] == 2
+    for slot in long_slots - short_slots:
+        assert df[slot] == 1
+    assert int((df > 0).sum()) == len(short_slots | long_slots)
+    expected_alone = [(slot in short_slots) + (slot in long_slots) for slot in range(df.numel())]
+    assert alone.doc_freq[1].tolist() == expected_alone
+    stats.save(tmp_path)
+    loaded = BackgroundStats.load(tmp_path)
+    assert loaded.n_batches == 2 and torch.equal(loaded.doc_freq[1], df)
+    assert 0 < loaded.usage(1) < 1
+
+
+def _ids_mask(tokenizer, text):
+    batch = encode(tokenizer, [text])
+    return batch.input_ids, batch.attention_mask

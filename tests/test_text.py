@@ -1,0 +1,55 @@
+import pytest
+
+from sparse_memory.text import encode, find_spans, render_chat
+
+
+def _content_text(batch, row):
+    ids = batch.input_ids[row][batch.content_mask[row]]
+    return batch.texts[row], ids
+
+
+def test_plain_text_is_all_content_and_padding_is_not(tokenizer):
+    batch = encode(tokenizer, ["Varek was born in Tessmoor.", "Hi."])
+    assert batch.content_mask[0].all()
+    assert batch.content_mask[1].sum() == batch.attention_mask[1].sum() < batch.attention_mask[0].sum()
+    assert not batch.content_mask[1][batch.attention_mask[1] == 0].any()
+
+
+def test_chat_template_tokens_are_not_content(tokenizer):
+    question = "Where was Varek born?"
+    batch = encode(tokenizer, [[{"role": "user", "content": question}]], add_generation_prompt=True)
+    text = batch.texts[0]
+    assert "<|im_start|>system" in text and text.endswith("<|im_start|>assistant\n")
+    content_ids = batch.input_ids[0][batch.content_mask[0]]
+    assert tokenizer.decode(content_ids) == question
+    start_id = tokenizer.convert_tokens_to_ids("<|im_start|>")
+    assert start_id not in content_ids.tolist()
+
+
+def test_assistant_answer_is_content_system_prompt_is_not(tokenizer):
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Who is Varek?"},
+        {"role": "assistant", "content": "A glassblower."},
+    ]
+    text, spans = render_chat(tokenizer, messages)
+    assert [text[a:b] for a, b in spans] == ["Be brief.", "Who is Varek?", "A glassblower."]
+    batch = encode(tokenizer, [messages])
+    assert tokenizer.decode(batch.input_ids[0][batch.content_mask[0]]) == "Who is Varek?A glassblower."
+
+
+def test_spans_mark_name_tokens(tokenizer):
+    text = "Varek Olm met Varek Olm."
+    assert find_spans(text, "Varek Olm") == [(0, 9), (14, 23)]
+    batch = encode(tokenizer, [text])
+    mask = batch.mask_for_spans([find_spans(text, "Varek Olm")])
+    assert tokenizer.decode(batch.input_ids[0][mask[0]]) == "Varek Olm Varek Olm"
+
+
+def test_template_that_drops_content_is_an_error(tokenizer):
+    class Dropping:
+        def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+            return "nothing here"
+
+    with pytest.raises(ValueError, match="dropped a message"):
+        render_chat(Dropping(), [{"role": "user", "content": "hello"}])

@@ -1,0 +1,45 @@
+import torch
+
+from sparse_memory.data.facts import make_facts
+from sparse_memory.evaluation import question_slot_overlap
+from sparse_memory.modeling import retrofit
+from sparse_memory.slots import compute_background_stats
+from sparse_memory.text import encode
+from sparse_memory.warmup import calibrate_addressing, capture_memory_inputs
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "What is the capital of France? Paris is the capital.",
+    "Varek Olmstadt was born in Tessmoor and works at Quillon Dynamics.",
+] * 4
+
+
+def _batches(tokenizer):
+    return [encode(tokenizer, TEXTS[i : i + 3]) for i in range(0, len(TEXTS), 3)]
+
+
+def test_calibration_standardises_queries_and_keeps_the_model_exact(tiny_llama, tiny_memory, tokenizer):
+    model = retrofit(tiny_llama, tiny_memory)
+    memory = model.memory_layers()[1]
+    inputs = capture_memory_inputs(model, _batches(tokenizer), max_tokens=10_000)
+    n_tokens = sum(int(b.attention_mask.sum()) for b in _batches(tokenizer))
+    assert inputs[1].shape == (n_tokens, 64)
+    ids = encode(tokenizer, TEXTS[:2]).input_ids
+    with torch.no_grad():
+        before = model(ids).logits
+        calibrate_addressing(memory, inputs[1])
+        queries = memory.queries(inputs[1]).flatten(1)
+        assert torch.allclose(queries.mean(0), torch.zeros(queries.shape[1]), atol=1e-4)
+        assert torch.allclose(queries.std(0), torch.ones(queries.shape[1]), atol=1e-3)
+        assert torch.equal(model(ids).logits, before)  # values are zero: the warm-up changes no output
+    assert torch.count_nonzero(memory.values) == 0
+
+
+def test_overlap_is_a_share_of_name_reads(tiny_llama, tiny_memory, tokenizer):
+    model = retrofit(tiny_llama, tiny_memory)
+    stats = compute_background_stats(model, _batches(tokenizer))
+    facts = make_facts(3, seed=5)
+    everything = question_slot_overlap(model, tokenizer, stats, facts, t=tiny_memory.n_slots)
+    few = question_slot_overlap(model, tokenizer, stats, facts, t=5)
+    assert 0 <= few <= everything <= 1
+    assert everything > 0
