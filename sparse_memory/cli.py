@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+
+from sparse_memory.bench import BENCHMARKS
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -33,7 +36,10 @@ def _generate(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from sparse_memory.bench import run_benchmark
 
-    result = run_benchmark(args.name, args)
+    result = run_benchmark(args.name, quick=args.quick)
+    if not args.quick:
+        args.results_dir.mkdir(parents=True, exist_ok=True)
+        (args.results_dir / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
     return 0
 
@@ -53,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(run=_generate)
 
     bench = commands.add_parser("bench", help="run a benchmark; the last line printed is one JSON object")
-    bench.add_argument("name", choices=["lookup", "retrofit", "addressing"])
-    bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    bench.add_argument("name", choices=sorted(BENCHMARKS))
+    bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run (not saved)")
+    bench.add_argument(
+        "--results-dir", type=Path, default=Path("benchmarks/results"), help="where the JSON result is saved"
+    )
     bench.set_defaults(run=_bench)
     return parser
 

@@ -18,13 +18,14 @@ def heldout_nll(model, tokenizer, texts: Sequence[str], batch_size: int = 8, max
     """Mean next-token negative log-likelihood per token over ``texts``."""
     device = next(model.parameters()).device
     total, count = 0.0, 0
+    texts = sorted(texts, key=len)  # similar lengths together: less padding to compute
     for start in range(0, len(texts), batch_size):
         batch = encode(tokenizer, texts[start : start + batch_size], max_length=max_length).to(device)
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
-        targets = batch.input_ids[:, 1:]
         valid = batch.attention_mask[:, 1:].bool()
-        losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2).float(), targets, reduction="none")
-        total += float(losses[valid].sum())
+        # Only real next tokens: padding positions never reach the (vocabulary-wide) softmax.
+        targets = batch.input_ids[:, 1:][valid]
+        total += float(torch.nn.functional.cross_entropy(logits[:, :-1][valid].float(), targets, reduction="sum"))
         count += int(valid.sum())
     return total / max(count, 1)
 

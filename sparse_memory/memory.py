@@ -145,6 +145,10 @@ class ProductKeyMemory(nn.Module):
         # Set by MemoryModelMixin when a caller asks for slot accesses: (batch, seq, heads, k).
         self.capture_accesses = False
         self.last_accesses: torch.Tensor | None = None
+        # Set by the sparse finetuner: these slots read from ``trainable_rows`` instead of ``values``.
+        self.trainable_slots: torch.Tensor | None = None
+        self.trainable_rows: torch.Tensor | None = None
+        self._slot_position: torch.Tensor | None = None
         self.reset_parameters()
 
     @torch.no_grad()
@@ -186,14 +190,43 @@ class ProductKeyMemory(nn.Module):
         found = self.lookup(normed)
         weights = found.scores.softmax(dim=-1)
         tokens = found.indices.shape[0]
+        flat_slots = found.indices.reshape(tokens, -1)
+        flat_weights = weights.reshape(tokens, -1).to(self.values.dtype)
         # embedding_bag sums the heads*k weighted rows per token without an N-sized tensor.
-        read = F.embedding_bag(
-            found.indices.reshape(tokens, -1),
-            self.values,
-            per_sample_weights=weights.reshape(tokens, -1).to(self.values.dtype),
-            mode="sum",
-        )
+        read = F.embedding_bag(flat_slots, self.values, per_sample_weights=flat_weights, mode="sum")
+        if self.trainable_rows is not None:
+            read = read + self._trainable_correction(flat_slots, flat_weights)
         if self.capture_accesses:
             self.last_accesses = found.indices.view(*hidden.shape[:-1], self.config.heads, self.config.k)
         gate = F.silu(self.gate_proj(normed)).reshape(tokens, -1)
         return self.out_proj(read * gate).view_as(hidden)
+
+    def _trainable_correction(self, flat_slots: torch.Tensor, flat_weights: torch.Tensor) -> torch.Tensor:
+        """What reading ``trainable_rows`` instead of ``values`` at the trainable slots adds.
+
+        Exact and cheap: the gradient reaches only the t trainable rows, never an N-row tensor.
+        """
+        position = self._slot_position[flat_slots]  # -1 where the slot is not trainable
+        selected = position >= 0
+        offsets = self.trainable_rows - self.values.detach()[self.trainable_slots]
+        return F.embedding_bag(
+            position.clamp_min(0), offsets, per_sample_weights=flat_weights * selected, mode="sum"
+        )
+
+    def set_trainable_rows(self, slots: torch.Tensor | None) -> torch.Tensor | None:
+        """Make ``slots``' value rows a separate trainable leaf (None: back to plain values).
+
+        Returns that leaf, of shape (t, value_dim), initialised to the current rows; write it
+        back with ``values[slots] = rows`` once training is done.
+        """
+        if slots is None:
+            self.trainable_slots = self.trainable_rows = self._slot_position = None
+            return None
+        slots = slots.to(self.values.device)
+        if slots.unique().numel() != slots.numel():
+            raise ValueError("trainable slots must be distinct")
+        position = torch.full((self.config.n_slots,), -1, dtype=torch.long, device=slots.device)
+        position[slots] = torch.arange(slots.numel(), device=slots.device)
+        self.trainable_slots, self._slot_position = slots, position
+        self.trainable_rows = self.values.detach()[slots].clone().requires_grad_(True)
+        return self.trainable_rows

@@ -75,3 +75,34 @@ def test_bad_config_is_refused(field, value, message):
 def test_unknown_config_field_is_refused():
     with pytest.raises(ValueError, match="unknown memory config fields"):
         MemoryConfig.from_dict({"layers": [1], "slots": 5})
+
+
+def test_trainable_rows_replace_values_exactly_and_take_all_the_gradient():
+    torch.manual_seed(0)
+    config = MemoryConfig(layers=[0], n_keys=8, heads=2, k=4, key_dim=8, value_init="normal")
+    memory = ProductKeyMemory(16, config)
+    x = torch.randn(2, 5, 16)
+    read = memory.lookup(memory.normalise_input(x)).indices.unique()
+    slots = read[:3]
+    rows = memory.set_trainable_rows(slots)
+    assert torch.allclose(memory(x), _without_rows(memory, x), atol=1e-6)  # same rows: same output
+    with torch.no_grad():
+        rows.add_(torch.randn_like(rows))
+    memory.values.requires_grad_(False)
+    out = memory(x)
+    memory.values.data[slots] = rows.detach()
+    assert torch.allclose(out, _without_rows(memory, x), atol=1e-5)  # rows are read in place of values
+    out.pow(2).sum().backward()
+    assert rows.grad is not None and rows.grad.abs().sum() > 0
+    assert memory.values.grad is None
+    memory.set_trainable_rows(None)
+    assert memory.trainable_rows is None
+
+
+def _without_rows(memory, x):
+    saved = memory.trainable_rows
+    memory.trainable_rows = None
+    try:
+        return memory(x)
+    finally:
+        memory.trainable_rows = saved

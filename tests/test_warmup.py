@@ -43,3 +43,19 @@ def test_overlap_is_a_share_of_name_reads(tiny_llama, tiny_memory, tokenizer):
     few = question_slot_overlap(model, tokenizer, stats, facts, t=5)
     assert 0 <= few <= everything <= 1
     assert everything > 0
+
+
+def test_heldout_nll_matches_the_models_own_loss_and_ignores_padding(tiny_llama, tokenizer):
+    from sparse_memory.evaluation import heldout_nll
+
+    text = "Varek Olmstadt was born in Tessmoor."
+    ids = encode(tokenizer, [text]).input_ids
+    with torch.no_grad():
+        expected = float(tiny_llama(ids, labels=ids).loss)
+    assert abs(heldout_nll(tiny_llama, tokenizer, [text]) - expected) < 1e-5
+    # Batched with a longer text, the short one is padded: its padding must not change the mean.
+    longer = "The quick brown fox jumps over the lazy dog. " * 3
+    n_short, n_long = ids.shape[1] - 1, encode(tokenizer, [longer]).input_ids.shape[1] - 1
+    batched = heldout_nll(tiny_llama, tokenizer, [text, longer])
+    alone = heldout_nll(tiny_llama, tokenizer, [text]) * n_short + heldout_nll(tiny_llama, tokenizer, [longer]) * n_long
+    assert abs(batched - alone / (n_short + n_long)) < 1e-5

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
+import importlib
+
+# name -> (module, function); modules are imported only when their benchmark runs.
+BENCHMARKS = {
+    "lookup": ("sparse_memory.bench.lookup", "bench_lookup"),
+    "retrofit": ("sparse_memory.bench.retrofit", "bench_retrofit"),
+    "addressing": ("sparse_memory.bench.retrofit", "bench_addressing"),
+    "step": ("sparse_memory.bench.step", "bench_step"),
+}
 
 
-def run_benchmark(name: str, args: argparse.Namespace) -> dict:
-    if name == "lookup":
-        from sparse_memory.bench.lookup import bench_lookup
-
-        return bench_lookup(quick=args.quick)
-    if name == "retrofit":
-        from sparse_memory.bench.retrofit import bench_retrofit
-
-        return bench_retrofit(quick=args.quick)
-    if name == "addressing":
-        from sparse_memory.bench.retrofit import bench_addressing
-
-        return bench_addressing(quick=args.quick)
-    raise ValueError(f"unknown benchmark {name!r}")
+def run_benchmark(name: str, quick: bool = False) -> dict:
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r}; choose from {sorted(BENCHMARKS)}")
+    module, function = BENCHMARKS[name]
+    return getattr(importlib.import_module(module), function)(quick=quick)
