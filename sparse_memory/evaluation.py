@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
@@ -43,19 +43,33 @@ def select_fact_slots(model, tokenizer, stats: BackgroundStats, texts: Sequence,
     return selected
 
 
-@torch.no_grad()
-def question_slot_overlap(model, tokenizer, stats: BackgroundStats, facts: Sequence[Fact], t: int = 500) -> float:
-    """Share of a held-out question's reads at the person's name tokens that land on the
-    top-t slots TF-IDF selects from that fact's statements (content tokens only).
+@dataclass
+class AddressingReport:
+    """How well a memory's addressing suits sparse fact learning (both at TF-IDF top-t)."""
 
-    High overlap means a question reads the slots that learning from statements would write:
+    question_overlap: float  # share of a question's name-token reads on its fact's statement slots
+    cross_fact_overlap: float  # share of a fact's slots that another fact selected too (interference)
+
+
+@torch.no_grad()
+def addressing_report(
+    model, tokenizer, stats: BackgroundStats, facts: Sequence[Fact], t: int = 500
+) -> AddressingReport:
+    """Question overlap: the share of a held-out question's reads at the person's name tokens
+    that land on the top-t slots TF-IDF selects from that fact's statements (content tokens
+    only). High overlap means a question reads the slots that learning from statements writes:
     the precondition for sparse memory finetuning to transfer from statements to questions.
+
+    Cross-fact overlap: for two different facts, the share of one's selected slots that the
+    other selected too, averaged over all pairs: how much learning one fact writes over another.
     """
     device = next(model.parameters()).device
     n_slots = model.memory_config.n_slots
     hits, reads = 0, 0
-    for fact in tqdm(facts, desc="question/statement slot overlap", unit="fact", leave=False):
+    selections: list[dict[int, torch.Tensor]] = []
+    for fact in tqdm(facts, desc="slot overlap", unit="fact", leave=False):
         selected = select_fact_slots(model, tokenizer, stats, statements(fact), t)
+        selections.append(selected)
         conversations = [[{"role": "user", "content": q}] for q in eval_questions(fact)]
         batch = encode(tokenizer, conversations, add_generation_prompt=True).to(device)
         name_spans = [
@@ -70,8 +84,14 @@ def question_slot_overlap(model, tokenizer, stats: BackgroundStats, facts: Seque
             name_reads = name_reads[name_reads >= 0]
             hits += int(in_selected[name_reads].sum())
             reads += name_reads.numel()
-    return hits / max(reads, 1)
-
-
-def perplexity(nll: float) -> float:
-    return math.exp(nll)
+    shared, pairs = 0.0, 0
+    for layer in model.memory_config.layers:
+        masks = torch.zeros(len(selections), n_slots)
+        for row, selected in enumerate(selections):
+            masks[row, selected[layer].cpu()] = 1
+        common = masks @ masks.T  # slots shared by each pair of facts
+        sizes = masks.sum(1, keepdim=True).clamp_min(1)
+        off_diagonal = ~torch.eye(len(selections), dtype=torch.bool)
+        shared += float((common / sizes)[off_diagonal].sum())
+        pairs += int(off_diagonal.sum())
+    return AddressingReport(question_overlap=hits / max(reads, 1), cross_fact_overlap=shared / max(pairs, 1))

@@ -209,9 +209,7 @@ class ProductKeyMemory(nn.Module):
         position = self._slot_position[flat_slots]  # -1 where the slot is not trainable
         selected = position >= 0
         offsets = self.trainable_rows - self.values.detach()[self.trainable_slots]
-        return F.embedding_bag(
-            position.clamp_min(0), offsets, per_sample_weights=flat_weights * selected, mode="sum"
-        )
+        return F.embedding_bag(position.clamp_min(0), offsets, per_sample_weights=flat_weights * selected, mode="sum")
 
     def set_trainable_rows(self, slots: torch.Tensor | None) -> torch.Tensor | None:
         """Make ``slots``' value rows a separate trainable leaf (None: back to plain values).

@@ -1,7 +1,7 @@
 import torch
 
 from sparse_memory.data.facts import make_facts
-from sparse_memory.evaluation import question_slot_overlap
+from sparse_memory.evaluation import addressing_report
 from sparse_memory.modeling import retrofit
 from sparse_memory.slots import compute_background_stats
 from sparse_memory.text import encode
@@ -39,10 +39,13 @@ def test_overlap_is_a_share_of_name_reads(tiny_llama, tiny_memory, tokenizer):
     model = retrofit(tiny_llama, tiny_memory)
     stats = compute_background_stats(model, _batches(tokenizer))
     facts = make_facts(3, seed=5)
-    everything = question_slot_overlap(model, tokenizer, stats, facts, t=tiny_memory.n_slots)
-    few = question_slot_overlap(model, tokenizer, stats, facts, t=5)
-    assert 0 <= few <= everything <= 1
-    assert everything > 0
+    everything = addressing_report(model, tokenizer, stats, facts, t=tiny_memory.n_slots)
+    few = addressing_report(model, tokenizer, stats, facts, t=5)
+    assert 0 <= few.question_overlap <= everything.question_overlap <= 1
+    assert everything.question_overlap > 0
+    # With every read slot selected, facts share whatever slots they both read.
+    assert 0 < everything.cross_fact_overlap <= 1
+    assert few.cross_fact_overlap <= 1
 
 
 def test_heldout_nll_matches_the_models_own_loss_and_ignores_padding(tiny_llama, tokenizer):

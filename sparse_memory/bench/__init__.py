@@ -10,11 +10,12 @@ BENCHMARKS = {
     "retrofit": ("sparse_memory.bench.retrofit", "bench_retrofit"),
     "addressing": ("sparse_memory.bench.retrofit", "bench_addressing"),
     "step": ("sparse_memory.bench.step", "bench_step"),
+    "forgetting": ("sparse_memory.bench.forgetting", "bench_forgetting"),
 }
 
 
-def run_benchmark(name: str, quick: bool = False) -> dict:
+def run_benchmark(name: str, **options) -> dict:
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; choose from {sorted(BENCHMARKS)}")
     module, function = BENCHMARKS[name]
-    return getattr(importlib.import_module(module), function)(quick=quick)
+    return getattr(importlib.import_module(module), function)(**options)

@@ -17,7 +17,7 @@ import torch
 from sparse_memory.data.corpus import general_batches
 from sparse_memory.data.facts import make_facts
 from sparse_memory.data.wikipedia import articles
-from sparse_memory.evaluation import heldout_nll, question_slot_overlap
+from sparse_memory.evaluation import addressing_report, heldout_nll
 from sparse_memory.generation import build_prompt
 from sparse_memory.memory import MemoryConfig
 from sparse_memory.modeling import retrofit
@@ -99,8 +99,12 @@ def overlap_of(
     stats = compute_background_stats(
         model, general_batches(tokenizer, n_background, seed=BACKGROUND_SEED), total=n_background
     )
-    overlap = question_slot_overlap(model, tokenizer, stats, make_facts(n_facts, seed=OVERLAP_FACT_SEED), t=OVERLAP_T)
-    return {"overlap": round(overlap, 4), "slot_usage": round(stats.usage(memory.layers[0]), 4)}
+    report = addressing_report(model, tokenizer, stats, make_facts(n_facts, seed=OVERLAP_FACT_SEED), t=OVERLAP_T)
+    return {
+        "overlap": round(report.question_overlap, 4),
+        "cross_fact_overlap": round(report.cross_fact_overlap, 4),
+        "slot_usage": round(stats.usage(memory.layers[0]), 4),
+    }
 
 
 def bench_retrofit(quick: bool = False) -> dict:
@@ -134,7 +138,8 @@ def bench_retrofit(quick: bool = False) -> dict:
     print(f"greedy generation: memory model {model_tps:.1f} tok/s, base {base_tps:.1f} tok/s")
 
     layer = memory.layers[0]
-    overlap = question_slot_overlap(model, tokenizer, stats, make_facts(n_facts, seed=OVERLAP_FACT_SEED), t=OVERLAP_T)
+    report = addressing_report(model, tokenizer, stats, make_facts(n_facts, seed=OVERLAP_FACT_SEED), t=OVERLAP_T)
+    overlap = report.question_overlap
     print(f"question/statement slot overlap at name tokens (t={OVERLAP_T}): {overlap:.3f}")
     del model
     n_background = 20 if quick else 60
@@ -160,6 +165,7 @@ def bench_retrofit(quick: bool = False) -> dict:
         "gen_tokens_per_s_base": round(base_tps, 2),
         "gen_speed_ratio": round(speed_ratio, 3),
         "question_slot_overlap": round(overlap, 4),
+        "cross_fact_overlap": round(report.cross_fact_overlap, 4),
         "question_slot_overlap_random": random_15["overlap"],
         "question_slot_overlap_random_same_layer": random_default["overlap"],
         "overlap_facts": n_facts,
@@ -184,5 +190,4 @@ def bench_addressing(quick: bool = False) -> dict:
         row = {"layer": layer, "k": k, **measured}
         print(row)
         rows.append(row)
-    best = max(rows, key=lambda r: r["overlap"])
-    return {"rows": rows, "best": best, "overlap_t": OVERLAP_T, "facts": n_facts}
+    return {"rows": rows, "overlap_t": OVERLAP_T, "facts": n_facts, "background_batches": n_background}

@@ -1,0 +1,223 @@
+"""``bench forgetting``: learn N made-up facts one after another, then measure what was learned
+and what was forgotten, per method (the paper's sequential stream, Figures 3 and 5).
+
+Learned: SQuAD F1 / exact match of the answers to held-out question templates, asked in the
+chat format. Retention: F1 on real facts the base model answers correctly (probed once and
+stored beside the model), and held-out Wikipedia NLL. Each (method, lr, facts) run is saved as
+it finishes, so a long sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from sparse_memory.bench.plots import plot_learned_vs_retention, plot_pareto
+from sparse_memory.data.augment import fact_items
+from sparse_memory.data.facts import Fact, eval_questions, make_facts
+from sparse_memory.data.real_facts import QAItem, all_real_facts
+from sparse_memory.data.wikipedia import articles
+from sparse_memory.evaluation import heldout_nll
+from sparse_memory.finetune import (
+    DenseConfig,
+    FullFinetuner,
+    LoraFinetuner,
+    SparseConfig,
+    SparseMemoryFinetuner,
+)
+from sparse_memory.generation import build_prompt, complete
+from sparse_memory.prepare import load_memory_model, prepare
+from sparse_memory.scoring import answer_scores
+from sparse_memory.settings import CoreSettings
+from sparse_memory.slots import BackgroundStats
+from sparse_memory.text import encode
+
+FACT_SEED = 2026  # the made-up people of this benchmark
+RETENTION_FILE = "retention_set.json"
+ANSWER_TOKENS = 24
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One column of the benchmark: a learner and its learning rate."""
+
+    name: str
+    kind: str  # smf | full | lora
+    lr: float
+    t: int = 500
+    ranking: str = "tfidf"
+
+
+# Default learning rates: the per-method sweeps' choices (see README).
+DEFAULT_METHODS = {
+    "smf": MethodSpec("smf", "smf", lr=1e4),
+    "full": MethodSpec("full", "full", lr=1e-5),
+    "lora": MethodSpec("lora", "lora", lr=1e-4),
+    "smf_tf_t500": MethodSpec("smf_tf_t500", "smf", lr=1e4, ranking="tf"),
+    "smf_tfidf_t50": MethodSpec("smf_tfidf_t50", "smf", lr=1e4, t=50),
+    "smf_tf_t50": MethodSpec("smf_tf_t50", "smf", lr=1e4, t=50, ranking="tf"),
+    "smf_random_t500": MethodSpec("smf_random_t500", "smf", lr=1e4, ranking="random"),
+}
+SWEEP_LRS = {"smf": [3e3, 1e4, 3e4], "full": [3e-6, 1e-5, 3e-5], "lora": [3e-5, 1e-4, 3e-4]}
+
+
+def make_learner(spec: MethodSpec, model, stats: BackgroundStats, max_steps: int):
+    if spec.kind == "smf":
+        return SparseMemoryFinetuner(
+            model, stats, SparseConfig(t=spec.t, ranking=spec.ranking, lr=spec.lr, max_steps=max_steps)
+        )
+    if spec.kind == "full":
+        return FullFinetuner(model, DenseConfig(lr=spec.lr, max_steps=max_steps))
+    if spec.kind == "lora":
+        return LoraFinetuner(model, DenseConfig(lr=spec.lr, max_steps=max_steps))
+    raise ValueError(f"unknown method kind {spec.kind!r}")
+
+
+def ask(model, tokenizer, questions: list[str], batch_size: int = 16) -> list[str]:
+    """Greedy answers to questions asked through the chat template."""
+    answers = []
+    for start in tqdm(range(0, len(questions), batch_size), desc="ask", unit="batch", leave=False):
+        prompts = [build_prompt(tokenizer, q, chat=True) for q in questions[start : start + batch_size]]
+        answers += complete(model, tokenizer, prompts, max_new_tokens=ANSWER_TOKENS)
+    return answers
+
+
+def mean_scores(questions: list[str], generations: list[str], golds: list[tuple[str, ...]]) -> dict[str, float]:
+    rows = [answer_scores(g, a, q) for q, g, a in zip(questions, generations, golds, strict=True)]
+    return {key: sum(r[key] for r in rows) / max(len(rows), 1) for key in ("f1", "em", "contains")}
+
+
+def learned_scores(model, tokenizer, facts: list[Fact]) -> dict[str, float]:
+    questions, golds = [], []
+    for fact in facts:
+        for question in eval_questions(fact):
+            questions.append(question)
+            golds.append((fact.answer,))
+    return mean_scores(questions, ask(model, tokenizer, questions), golds)
+
+
+def retention_set(model, tokenizer, directory: Path, size: int) -> list[QAItem]:
+    """Real facts the (unchanged) model answers right: probed once, stored beside the model."""
+    path = directory / RETENTION_FILE
+    if not path.is_file():
+        items = all_real_facts()
+        questions = [item.question for item in items]
+        generations = ask(model, tokenizer, questions)
+        scores = [answer_scores(g, i.answers, q) for i, q, g in zip(items, questions, generations, strict=True)]
+        # Known: the short answer is exactly right. Unknown (new knowledge): not even mentioned.
+        known = [asdict(item) for item, score in zip(items, scores, strict=True) if score["f1"] == 1.0]
+        unknown = [asdict(item) for item, score in zip(items, scores, strict=True) if score["contains"] == 0.0]
+        path.write_text(json.dumps({"known": known, "unknown": unknown, "probed": len(items)}, indent=1))
+    stored = json.loads(path.read_text())["known"]
+    items = [QAItem(i["question"], tuple(i["answers"]), i["source"], i["statement"]) for i in stored]
+    # Spread the sample over sources with a fixed stride rather than taking the first ones.
+    stride = max(len(items) // size, 1)
+    return items[::stride][:size]
+
+
+def measure(model, tokenizer, facts, retention: list[QAItem], wiki: list[str]) -> dict[str, float]:
+    learned = learned_scores(model, tokenizer, facts)
+    questions = [item.question for item in retention]
+    kept = mean_scores(questions, ask(model, tokenizer, questions), [item.answers for item in retention])
+    return {
+        "learned_f1": learned["f1"],
+        "learned_em": learned["em"],
+        "retention_f1": kept["f1"],
+        "nll": heldout_nll(model, tokenizer, wiki),
+    }
+
+
+def run_method(spec: MethodSpec, directory: Path, device, facts, retention, wiki, max_steps: int, before: dict) -> dict:
+    model, tokenizer = load_memory_model(directory, device)
+    stats = BackgroundStats.load(directory)
+    learner = make_learner(spec, model, stats, max_steps)
+    started = time.perf_counter()
+    losses, steps, rows = [], 0, 0
+    for fact in tqdm(facts, desc=f"learn {spec.name} lr={spec.lr:g}", unit="fact"):
+        result = learner.learn(encode(tokenizer, fact_items(fact)).to(device))
+        losses.append((result.loss_before, result.loss_after))
+        steps += result.steps
+        rows += sum(update.slots.numel() for update in result.rows.values())
+    seconds = time.perf_counter() - started
+    after = measure(learner.model, tokenizer, facts, retention, wiki)
+    return {
+        "learned_f1": after["learned_f1"],
+        "learned_em": after["learned_em"],
+        "learned_f1_before": before["learned_f1"],
+        "retention_f1_before": before["retention_f1"],
+        "retention_f1_after": after["retention_f1"],
+        "retention_drop": (before["retention_f1"] - after["retention_f1"]) / max(before["retention_f1"], 1e-9),
+        "nll_before": before["nll"],
+        "nll_after": after["nll"],
+        "nll_rise": (after["nll"] - before["nll"]) / before["nll"],
+        "kind": spec.kind,
+        "lr": spec.lr,
+        "t": spec.t if spec.kind == "smf" else None,
+        "ranking": spec.ranking if spec.kind == "smf" else None,
+        "seconds": round(seconds, 1),
+        "steps": steps,
+        "rows_changed": rows,
+        "mean_loss_before": sum(a for a, _ in losses) / len(losses),
+        "mean_loss_after": sum(b for _, b in losses) / len(losses),
+        "facts": len(facts),
+    }
+
+
+def bench_forgetting(
+    quick: bool = False,
+    facts: int | None = None,
+    methods: list[str] | None = None,
+    sweep: bool = False,
+    max_steps: int = 30,
+    results_dir: Path = Path("benchmarks/results"),
+) -> dict:
+    settings = CoreSettings()
+    device = settings.torch_device()
+    where = prepare(settings)
+    n_facts = facts or (20 if quick else 100)
+    names = methods or (["smf", "full", "lora"] if quick else list(DEFAULT_METHODS))
+    fact_list = make_facts(n_facts, seed=FACT_SEED)
+    model, tokenizer = load_memory_model(where.memory, device)
+    retention = retention_set(model, tokenizer, where.memory, size=60 if quick else 150)
+    wiki = [a.text for a in articles("heldout")[: 40 if quick else 100]]
+    before = measure(model, tokenizer, fact_list, retention, wiki)
+    del model
+    print(f"before learning: {before}")
+
+    runs_dir = results_dir / "forgetting_runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    specs = [DEFAULT_METHODS[name] for name in names]
+    if sweep:
+        specs += [
+            MethodSpec(f"{kind}_lr{lr:g}", kind, lr)
+            for kind, lrs in SWEEP_LRS.items()
+            for lr in lrs
+            if lr != DEFAULT_METHODS[kind].lr
+        ]
+    runs = {}
+    for spec in specs:
+        path = runs_dir / f"{spec.name}_lr{spec.lr:g}_facts{n_facts}_steps{max_steps}.json"
+        if path.is_file():
+            runs[spec.name] = json.loads(path.read_text())
+            print(f"{spec.name}: cached in {path}")
+            continue
+        runs[spec.name] = run_method(spec, where.memory, device, fact_list, retention, wiki, max_steps, before)
+        path.write_text(json.dumps(runs[spec.name], indent=2) + "\n")
+        print(f"{spec.name}: {json.dumps(runs[spec.name])}")
+
+    results_dir.mkdir(parents=True, exist_ok=True)
+    methods_only = {spec.name: runs[spec.name] for spec in specs if spec.name in DEFAULT_METHODS}
+    if sweep and "smf" in runs:
+        (results_dir / "forgetting_sweep.json").write_text(json.dumps(runs, indent=2) + "\n")
+        plot_pareto(runs, results_dir / "forgetting_pareto.png")
+        # The paper's comparison: baselines at the learning rate that learns about as much as smf.
+        target = runs["smf"]["learned_f1"]
+        for kind in ("full", "lora"):
+            candidates = [run for run in runs.values() if run["kind"] == kind]
+            methods_only[kind] = min(candidates, key=lambda run: abs(run["learned_f1"] - target))
+    plot_learned_vs_retention(methods_only, results_dir / "forgetting.png")
+    return methods_only

@@ -1,0 +1,64 @@
+"""Plots of the learning-vs-forgetting benchmark (the paper's Figures 3 and 5 on our model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no screen
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLOURS = {"smf": "tab:green", "full": "tab:red", "lora": "tab:blue"}
+
+
+def _kind(run: dict) -> str:
+    return run.get("kind", "smf")
+
+
+def plot_learned_vs_retention(runs: dict[str, dict], path: Path) -> Path:
+    """One point per method: learned-fact F1 (x) against retention F1 after learning (y)."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, run in runs.items():
+        colour = COLOURS.get(name, "tab:gray")
+        ax.scatter(run["learned_f1"], run["retention_f1_after"], color=colour, s=60, zorder=3)
+        ax.annotate(name, (run["learned_f1"], run["retention_f1_after"]), textcoords="offset points", xytext=(6, 4))
+    before = next(iter(runs.values()))["retention_f1_before"]
+    ax.axhline(before, color="black", linestyle=":", linewidth=1, label="retention before learning")
+    ax.set_xlabel("learned facts: F1 on held-out questions")
+    ax.set_ylabel("retention: F1 on facts the model knew")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(loc="lower left")
+    ax.set_title(f"{next(iter(runs.values()))['facts']} made-up facts learned in sequence")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_pareto(runs: dict[str, dict], path: Path) -> Path:
+    """Every run of smf, full and lora across learning rates: learning against forgetting."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for kind, colour in COLOURS.items():
+        points = sorted(
+            (r["learned_f1"], r["retention_f1_after"], r["lr"])
+            for r in runs.values()
+            if _kind(r) == kind and r.get("ranking") in (None, "tfidf") and r.get("t") in (None, 500)
+        )
+        if not points:
+            continue
+        xs, ys, lrs = zip(*points, strict=True)
+        ax.plot(xs, ys, marker="o", color=colour, label=kind)
+        for x, y, lr in points:
+            ax.annotate(f"{lr:g}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color=colour)
+    ax.set_xlabel("learned facts: F1 on held-out questions")
+    ax.set_ylabel("retention: F1 on facts the model knew")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(loc="lower left")
+    ax.set_title("learning vs forgetting across learning rates")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,93 @@
+"""One training step of each method on the same fact batch and model: seconds and peak memory.
+
+Each method runs in its own fresh process so that its peak memory is its own (on a CPU the
+peak resident set size only grows; on CUDA the allocator's peak is reset per process too).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import statistics
+import sys
+import time
+
+import torch
+
+from sparse_memory.data.augment import fact_items
+from sparse_memory.data.facts import make_facts
+from sparse_memory.finetune import DenseConfig, FullFinetuner, LoraFinetuner, SparseConfig, SparseMemoryFinetuner
+from sparse_memory.prepare import load_memory_model, prepare
+from sparse_memory.settings import CoreSettings
+from sparse_memory.slots import BackgroundStats
+from sparse_memory.text import encode
+
+METHODS = ("smf", "full", "lora")
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 / 1024 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def make_learner(method: str, model, stats: BackgroundStats, steps: int):
+    """The learner of each method with ``steps`` steps per batch and no early stop."""
+    if method == "smf":
+        return SparseMemoryFinetuner(model, stats, SparseConfig(max_steps=steps, target_loss=None))
+    if method == "full":
+        return FullFinetuner(model, DenseConfig(max_steps=steps, target_loss=None))
+    if method == "lora":
+        return LoraFinetuner(model, DenseConfig(lr=1e-4, max_steps=steps, target_loss=None))
+    raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+
+
+def _measure(method: str, directory: str, device: str, repeats: int, queue) -> None:
+    torch.manual_seed(0)
+    model, tokenizer = load_memory_model(directory, device)
+    stats = BackgroundStats.load(directory)
+    batch = encode(tokenizer, fact_items(make_facts(1, seed=11)[0])).to(device)
+    learner = make_learner(method, model, stats, steps=1)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    loaded_mb = _peak_rss_mb()
+    learner.learn(batch)  # warm-up: allocator, optimizer state
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        learner.learn(batch)
+        seconds.append(time.perf_counter() - started)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else _peak_rss_mb()
+    queue.put(
+        {
+            "seconds_per_step": statistics.median(seconds),
+            "peak_mb": round(peak, 1),
+            "loaded_mb": round(loaded_mb, 1),
+            "tokens": int(batch.attention_mask.sum()),
+            "sequences": int(batch.input_ids.shape[0]),
+        }
+    )
+
+
+def bench_step(quick: bool = False) -> dict:
+    settings = CoreSettings()
+    where = prepare(settings)
+    device = str(settings.torch_device())
+    repeats = 2 if quick else 5
+    context = multiprocessing.get_context("spawn")
+    results = {}
+    for method in METHODS:
+        queue = context.Queue()
+        process = context.Process(target=_measure, args=(method, str(where.memory), device, repeats, queue))
+        process.start()
+        results[method] = queue.get()
+        process.join()
+        if process.exitcode != 0:
+            raise RuntimeError(f"the {method} step measurement failed (exit code {process.exitcode})")
+        print(f"{method}: {results[method]['seconds_per_step']:.2f} s/step, peak {results[method]['peak_mb']:.0f} MB")
+    summary = {"device": device, "memory_unit": "MB (CUDA allocator peak)" if "cuda" in device else "MB (peak RSS)"}
+    for method in ("full", "lora"):
+        summary[f"time_ratio_smf_{method}"] = round(
+            results["smf"]["seconds_per_step"] / results[method]["seconds_per_step"], 3
+        )
+        summary[f"mem_ratio_smf_{method}"] = round(results["smf"]["peak_mb"] / results[method]["peak_mb"], 3)
+    return {**summary, "methods": results}

@@ -1,0 +1,251 @@
+"""Learning a batch: sparse memory finetuning (Lin et al. 2025) and its baselines.
+
+Every method has the same shape, ``learn(batch) -> LearnResult``, so any experiment can swap
+them. Sparse memory finetuning ranks the memory slots the batch reads (TF-IDF against the
+background statistics, or the TF-only / random ablations), then trains only the value rows of
+the top-t slots; everything else stays frozen bit for bit. Its result carries exactly what
+changed (slots, scores, old and new rows), which is what a service stores, audits and undoes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from sparse_memory.slots import BackgroundStats, access_counts, tfidf_scores
+from sparse_memory.text import EncodedBatch
+
+Ranking = Literal["tfidf", "tf", "random"]
+
+
+def batch_loss(model, batch: EncodedBatch) -> torch.Tensor:
+    """Mean next-token cross-entropy over content tokens (never padding or chat template)."""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
+    targets = batch.content_mask[:, 1:]
+    return F.cross_entropy(logits[:, :-1][targets].float(), batch.input_ids[:, 1:][targets])
+
+
+def fit(model, batch: EncodedBatch, max_steps: int, target_loss: float | None, step) -> tuple[float, int]:
+    """Take up to ``max_steps`` steps (``step(loss)`` updates the trainable weights), stopping
+    early once the batch loss is at most ``target_loss``. Returns (loss before, steps taken)."""
+    loss_before = None
+    for steps_taken in range(max_steps):
+        loss = batch_loss(model, batch)
+        if loss_before is None:
+            loss_before = float(loss.detach())
+        if target_loss is not None and float(loss.detach()) <= target_loss:
+            return loss_before, steps_taken
+        step(loss)
+    if loss_before is None:  # max_steps == 0
+        with torch.no_grad():
+            loss_before = float(batch_loss(model, batch))
+    return loss_before, max_steps
+
+
+@dataclass
+class RowUpdate:
+    """The value rows one memory layer changed: enough to apply, audit or undo the update."""
+
+    slots: torch.Tensor  # (t,) long
+    scores: torch.Tensor  # (t,) float64, the ranking score of each slot
+    old_rows: torch.Tensor  # (t, value_dim)
+    new_rows: torch.Tensor  # (t, value_dim)
+
+    @property
+    def delta(self) -> torch.Tensor:
+        return self.new_rows - self.old_rows
+
+
+@dataclass
+class LearnResult:
+    method: str
+    loss_before: float
+    loss_after: float
+    steps: int
+    seconds: float
+    rows: dict[int, RowUpdate] = field(default_factory=dict)  # memory layer -> rows (smf only)
+
+
+def rank_slots(
+    counts: torch.Tensor,
+    t: int,
+    ranking: Ranking,
+    stats: BackgroundStats | None = None,
+    layer: int | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-t of the slots a batch read, by TF-IDF, TF alone, or at random (the ablations)."""
+    read = counts > 0
+    if ranking == "tfidf":
+        if stats is None or layer is None:
+            raise ValueError("TF-IDF ranking needs the background statistics and the memory layer")
+        scores = tfidf_scores(counts, stats.doc_freq[layer], stats.n_batches)
+    elif ranking == "tf":
+        scores = counts.double() / counts.sum().clamp_min(1)
+    elif ranking == "random":
+        scores = torch.rand(counts.shape, generator=generator, dtype=torch.float64).to(counts.device) * read
+    else:
+        raise ValueError(f"ranking must be 'tfidf', 'tf' or 'random', got {ranking!r}")
+    scores = torch.where(read, scores, torch.zeros_like(scores))
+    chosen = scores.topk(min(t, int((scores > 0).sum()))).indices
+    return chosen, scores[chosen]
+
+
+@dataclass
+class SparseConfig:
+    t: int = 500
+    ranking: Ranking = "tfidf"
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 1e4
+    # The step each row takes is rescaled to at most this norm ("clip" per row), so one step
+    # cannot throw a row far whatever the memory's output scale; None: plain SGD.
+    max_row_step: float | None = None
+    max_steps: int = 30
+    target_loss: float | None = 0.3  # stop once the batch loss is this low
+    seed: int = 0
+
+
+class SparseMemoryFinetuner:
+    """Trains only the top-t value rows of each memory layer on one batch at a time."""
+
+    method = "smf"
+
+    def __init__(self, model, stats: BackgroundStats, config: SparseConfig | None = None):
+        self.model = model
+        self.stats = stats
+        self.config = config or SparseConfig()
+        self.generator = torch.Generator().manual_seed(self.config.seed)
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+
+    def select(self, batch: EncodedBatch) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Layer -> (slots, scores) chosen for this batch, counting content tokens only."""
+        n_slots = self.model.memory_config.n_slots
+        chosen = {}
+        for layer, slots in self.model.memory_accesses(batch.input_ids, batch.attention_mask).items():
+            counts = access_counts(slots, n_slots, batch.content_mask)
+            chosen[layer] = rank_slots(counts, self.config.t, self.config.ranking, self.stats, layer, self.generator)
+        return chosen
+
+    def learn(self, batch: EncodedBatch) -> LearnResult:
+        started = time.perf_counter()
+        cfg = self.config
+        device = next(self.model.parameters()).device
+        batch = batch.to(device)
+        memories = self.model.memory_layers()
+        chosen = self.select(batch)
+        old_rows = {layer: memories[layer].values.detach()[slots].clone() for layer, (slots, _) in chosen.items()}
+        rows = {layer: memories[layer].set_trainable_rows(slots) for layer, (slots, _) in chosen.items()}
+        leaves = list(rows.values())
+        optimizer = torch.optim.AdamW(leaves, lr=cfg.lr, weight_decay=0.0) if cfg.optimizer == "adamw" else None
+
+        def step(loss: torch.Tensor) -> None:
+            # Gradients for the t trainable rows only: no weight gradient anywhere else, and
+            # nothing below the memory layer requires one, so backward stops there.
+            grads = torch.autograd.grad(loss, leaves)
+            with torch.no_grad():
+                if optimizer is not None:
+                    for leaf, grad in zip(leaves, grads, strict=True):
+                        leaf.grad = grad
+                    optimizer.step()
+                    return
+                for leaf, grad in zip(leaves, grads, strict=True):
+                    update = cfg.lr * grad
+                    if cfg.max_row_step is not None:
+                        norms = update.norm(dim=-1, keepdim=True)
+                        update = update * (cfg.max_row_step / norms.clamp_min(cfg.max_row_step))
+                    leaf.sub_(update)
+
+        try:
+            loss_before, steps = fit(self.model, batch, cfg.max_steps, cfg.target_loss, step)
+            with torch.no_grad():
+                for layer, leaf in rows.items():
+                    memories[layer].values[chosen[layer][0]] = leaf.detach()
+        finally:
+            for memory in memories.values():
+                memory.set_trainable_rows(None)
+        with torch.no_grad():
+            loss_after = float(batch_loss(self.model, batch))
+        updates = {
+            layer: RowUpdate(slots, scores, old_rows[layer], memories[layer].values.detach()[slots].clone())
+            for layer, (slots, scores) in chosen.items()
+        }
+        return LearnResult(self.method, loss_before, loss_after, steps, time.perf_counter() - started, updates)
+
+
+@dataclass
+class DenseConfig:
+    """Full finetuning / LoRA: AdamW as in the paper's baselines."""
+
+    lr: float = 1e-5
+    weight_decay: float = 0.1
+    max_steps: int = 30
+    target_loss: float | None = 0.3
+
+
+class _DenseFinetuner:
+    """Shared loop of the baselines: AdamW over ``self.trainable``, state kept across batches."""
+
+    method = "dense"
+
+    def __init__(self, model, trainable: list[torch.nn.Parameter], config: DenseConfig):
+        self.model = model
+        self.config = config
+        self.optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+
+    def learn(self, batch: EncodedBatch) -> LearnResult:
+        started = time.perf_counter()
+        batch = batch.to(next(self.model.parameters()).device)
+
+        def step(loss: torch.Tensor) -> None:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+
+        loss_before, steps = fit(self.model, batch, self.config.max_steps, self.config.target_loss, step)
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            loss_after = float(batch_loss(self.model, batch))
+        return LearnResult(self.method, loss_before, loss_after, steps, time.perf_counter() - started)
+
+
+class FullFinetuner(_DenseFinetuner):
+    """Every weight trains (AdamW, weight decay 0.1)."""
+
+    method = "full"
+
+    def __init__(self, model, config: DenseConfig | None = None):
+        for parameter in model.parameters():
+            parameter.requires_grad_(True)
+        super().__init__(model, list(model.parameters()), config or DenseConfig())
+
+
+@dataclass
+class LoraSettings:
+    rank: int = 32
+    alpha: float = 64.0
+    # Every attention and MLP projection of the decoder; the memory's own projections excluded.
+    target_modules: str = r".*\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
+
+
+class LoraFinetuner(_DenseFinetuner):
+    """Low-rank adapters through PEFT on all attention and MLP linear layers."""
+
+    method = "lora"
+
+    def __init__(self, model, config: DenseConfig | None = None, lora: LoraSettings | None = None):
+        from peft import LoraConfig, get_peft_model
+
+        lora = lora or LoraSettings()
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        peft_config = LoraConfig(
+            r=lora.rank, lora_alpha=lora.alpha, target_modules=lora.target_modules, lora_dropout=0.0, bias="none"
+        )
+        wrapped = get_peft_model(model, peft_config)
+        trainable = [p for p in wrapped.parameters() if p.requires_grad]
+        super().__init__(wrapped, trainable, config or DenseConfig(lr=1e-4))

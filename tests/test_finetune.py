@@ -1,0 +1,106 @@
+import pytest
+import torch
+
+from sparse_memory.finetune import (
+    DenseConfig,
+    FullFinetuner,
+    LoraFinetuner,
+    SparseConfig,
+    SparseMemoryFinetuner,
+    batch_loss,
+    rank_slots,
+)
+from sparse_memory.modeling import retrofit
+from sparse_memory.slots import BackgroundStats, access_counts, compute_background_stats
+from sparse_memory.text import encode
+
+FACT = [
+    "Varek Olmstadt was born in Tessmoor.",
+    "The town of Tessmoor is where Varek Olmstadt was born.",
+    [{"role": "user", "content": "Where was Varek Olmstadt born?"}, {"role": "assistant", "content": "In Tessmoor."}],
+]
+BACKGROUND = ["The quick brown fox jumps over the lazy dog.", "What is the capital of France? Paris."]
+
+
+@pytest.fixture
+def memory_model(tiny_llama, tiny_memory):
+    return retrofit(tiny_llama, tiny_memory)
+
+
+@pytest.fixture
+def stats(memory_model, tokenizer) -> BackgroundStats:
+    chat = [[{"role": "user", "content": text}, {"role": "assistant", "content": "Yes."}] for text in BACKGROUND]
+    return compute_background_stats(memory_model, [encode(tokenizer, BACKGROUND + chat)] * 2)
+
+
+def test_rank_slots_tfidf_tf_and_random():
+    counts = torch.tensor([5, 1, 0, 2, 2])
+    stats = BackgroundStats({0: torch.tensor([9, 0, 0, 1, 9])}, n_batches=9)
+    slots, scores = rank_slots(counts, 2, "tfidf", stats, 0)
+    assert slots.tolist() == [3, 1]  # slots 0 and 4 are in every background batch: not specific
+    slots, _ = rank_slots(counts, 2, "tf")
+    assert slots.tolist() == [0, 3] or slots.tolist() == [0, 4]
+    slots, scores = rank_slots(counts, 10, "random", generator=torch.Generator().manual_seed(0))
+    assert sorted(slots.tolist()) == [0, 1, 3, 4]  # every read slot, never an unread one
+    with pytest.raises(ValueError, match="needs the background"):
+        rank_slots(counts, 2, "tfidf")
+
+
+def test_sparse_step_changes_only_the_top_t_rows(memory_model, stats, tokenizer):
+    before = {name: tensor.clone() for name, tensor in memory_model.state_dict().items()}
+    batch = encode(tokenizer, FACT)
+    learner = SparseMemoryFinetuner(memory_model, stats, SparseConfig(t=6, lr=50.0, max_steps=3, target_loss=None))
+    result = learner.learn(batch)
+    after = memory_model.state_dict()
+    values_name = "model.layers.1.memory.values"
+    for name, tensor in before.items():
+        if name != values_name:
+            assert torch.equal(after[name], tensor), name
+    update = result.rows[1]
+    assert update.slots.numel() == 6 and result.steps == 3
+    changed = (after[values_name] != before[values_name]).any(-1).nonzero().flatten()
+    assert set(changed.tolist()) <= set(update.slots.tolist()) and changed.numel() > 0
+    assert torch.equal(update.old_rows, before[values_name][update.slots])
+    assert torch.equal(update.new_rows, after[values_name][update.slots])
+    assert torch.equal(before[values_name][update.slots] + update.delta, update.new_rows)
+    assert result.loss_after < result.loss_before
+
+
+def test_template_and_padding_positions_never_choose_slots(memory_model, stats, tokenizer):
+    batch = encode(tokenizer, FACT)
+    learner = SparseMemoryFinetuner(memory_model, stats, SparseConfig(t=10_000))
+    chosen = set(learner.select(batch)[1][0].tolist())
+    slots = memory_model.memory_accesses(batch.input_ids, batch.attention_mask)[1]
+    content_only = access_counts(slots, memory_model.memory_config.n_slots, batch.content_mask) > 0
+    assert chosen <= set(content_only.nonzero().flatten().tolist())
+    template_only = access_counts(slots, memory_model.memory_config.n_slots, ~batch.content_mask) > 0
+    assert (template_only & ~content_only).any()  # there were template-only slots to leave out
+    assert not chosen & set((template_only & ~content_only).nonzero().flatten().tolist())
+
+
+def test_training_stops_at_the_target_loss(memory_model, stats, tokenizer):
+    batch = encode(tokenizer, FACT)
+    with torch.no_grad():
+        start = float(batch_loss(memory_model, batch))
+    learner = SparseMemoryFinetuner(
+        memory_model, stats, SparseConfig(t=50, lr=50.0, max_steps=5, target_loss=start + 1)
+    )
+    result = learner.learn(batch)
+    assert result.steps == 0 and result.loss_after == pytest.approx(start)
+
+
+@pytest.mark.parametrize("method", ["smf", "smf_adamw", "full", "lora"])
+def test_each_method_reduces_its_batch_loss(method, memory_model, stats, tokenizer):
+    batch = encode(tokenizer, FACT)
+    if method == "smf":
+        learner = SparseMemoryFinetuner(memory_model, stats, SparseConfig(t=50, lr=50.0, max_steps=4, target_loss=None))
+    elif method == "smf_adamw":
+        config = SparseConfig(t=50, optimizer="adamw", lr=0.05, max_steps=4, target_loss=None)
+        learner = SparseMemoryFinetuner(memory_model, stats, config)
+    elif method == "full":
+        learner = FullFinetuner(memory_model, DenseConfig(lr=1e-3, max_steps=4, target_loss=None))
+    else:
+        learner = LoraFinetuner(memory_model, DenseConfig(lr=2e-3, max_steps=4, target_loss=None))
+    result = learner.learn(batch)
+    assert result.steps == 4
+    assert result.loss_after < result.loss_before - 0.05
