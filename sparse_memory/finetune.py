@@ -23,10 +23,16 @@ Ranking = Literal["tfidf", "tf", "random"]
 
 
 def batch_loss(model, batch: EncodedBatch) -> torch.Tensor:
-    """Mean next-token cross-entropy over content tokens (never padding or chat template)."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
+    """Mean next-token cross-entropy over content tokens (never padding or chat template).
+
+    The vocabulary projection runs only at those positions: with a 49k-token vocabulary it
+    would otherwise cost more than the decoder itself on short training sequences.
+    """
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT-wrapped or not
+    hidden = causal_lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
     targets = batch.content_mask[:, 1:]
-    return F.cross_entropy(logits[:, :-1][targets].float(), batch.input_ids[:, 1:][targets])
+    logits = causal_lm.lm_head(hidden.last_hidden_state[:, :-1][targets])
+    return F.cross_entropy(logits.float(), batch.input_ids[:, 1:][targets])
 
 
 def fit(model, batch: EncodedBatch, max_steps: int, target_loss: float | None, step) -> tuple[float, int]:
@@ -249,3 +255,30 @@ class LoraFinetuner(_DenseFinetuner):
         wrapped = get_peft_model(model, peft_config)
         trainable = [p for p in wrapped.parameters() if p.requires_grad]
         super().__init__(wrapped, trainable, config or DenseConfig(lr=1e-4))
+
+
+METHOD_KINDS = ("smf", "full", "lora")
+DEFAULT_LR = {"smf": 1e4, "full": 1e-5, "lora": 1e-4}
+
+
+def make_learner(
+    kind: str,
+    model,
+    stats: BackgroundStats | None = None,
+    lr: float | None = None,
+    max_steps: int = 30,
+    target_loss: float | None = 0.3,
+    t: int = 500,
+    ranking: Ranking = "tfidf",
+):
+    """A learner of any method behind the same ``learn(batch)`` interface."""
+    if kind not in METHOD_KINDS:
+        raise ValueError(f"unknown method {kind!r}; choose from {METHOD_KINDS}")
+    lr = DEFAULT_LR[kind] if lr is None else lr
+    if kind == "smf":
+        if stats is None:
+            raise ValueError("sparse memory finetuning needs the background statistics")
+        config = SparseConfig(t=t, ranking=ranking, lr=lr, max_steps=max_steps, target_loss=target_loss)
+        return SparseMemoryFinetuner(model, stats, config)
+    dense = DenseConfig(lr=lr, max_steps=max_steps, target_loss=target_loss)
+    return FullFinetuner(model, dense) if kind == "full" else LoraFinetuner(model, dense)

@@ -104,3 +104,11 @@ def test_each_method_reduces_its_batch_loss(method, memory_model, stats, tokeniz
     result = learner.learn(batch)
     assert result.steps == 4
     assert result.loss_after < result.loss_before - 0.05
+
+
+def test_batch_loss_equals_the_models_own_loss_on_content_tokens(memory_model, tokenizer):
+    batch = encode(tokenizer, FACT)
+    labels = batch.input_ids.masked_fill(~batch.content_mask, -100)
+    with torch.no_grad():
+        expected = memory_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=labels).loss
+        assert torch.allclose(batch_loss(memory_model, batch), expected, atol=1e-5)

@@ -1,0 +1,41 @@
+import pytest
+
+from sparse_memory.data.augment import Document, chat_pair, document_items, fact_items, split_sentences
+from sparse_memory.data.facts import make_facts, statements, training_questions
+from sparse_memory.text import encode
+
+
+def test_fact_items_hold_statements_and_chat_questions_without_duplicates():
+    fact = make_facts(1, seed=4)[0]
+    items = fact_items(fact)
+    chats = [item for item in items if not isinstance(item, str)]
+    assert [item for item in items if isinstance(item, str)] == statements(fact)
+    assert len(chats) == len(training_questions(fact))
+    assert all(chat[0]["role"] == "user" and fact.subject in chat[0]["content"] for chat in chats)
+    assert all(fact.answer in chat[1]["content"] for chat in chats)
+
+
+def test_document_items_split_sentences_and_add_qa():
+    text = "Tessmoor is a town. It has 300 people. Its mayor is Varek Olmstadt."
+    document = Document(text, qa=[("Who is the mayor of Tessmoor?", "Varek Olmstadt.")])
+    items = document_items(document, augmenter=lambda t: [t, "Tessmoor is small."])
+    assert items[0] == text
+    assert items[1:4] == split_sentences(text)
+    assert chat_pair("Who is the mayor of Tessmoor?", "Varek Olmstadt.") in items
+    assert items[-1] == "Tessmoor is small." and items.count(text) == 1  # the augmenter's copy dropped
+
+
+def test_each_item_is_its_own_row(tokenizer):
+    fact = make_facts(1, seed=4)[0]
+    items = fact_items(fact)
+    assert encode(tokenizer, items).input_ids.shape[0] == len(items)
+
+
+def test_split_sentences_keeps_numbers():
+    assert split_sentences("It cost 3.5 million. Then it grew.") == ["It cost 3.5 million.", "Then it grew."]
+
+
+@pytest.mark.parametrize(("text", "qa"), [("  ", []), ("fine", [("", "x")])])
+def test_bad_documents_are_refused(text, qa):
+    with pytest.raises(ValueError):
+        Document(text, qa=qa)
