@@ -16,6 +16,20 @@ def _kind(run: dict) -> str:
     return run.get("kind", "smf")
 
 
+def _save(fig, ax, title: str, path: Path) -> Path:
+    """The axes both plots share: learning on x, retention on y, both F1 in [0, 1]."""
+    ax.set_xlabel("learned facts: F1 on held-out questions")
+    ax.set_ylabel("retention: F1 on facts the model knew")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(loc="lower left")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_learned_vs_retention(runs: dict[str, dict], path: Path) -> Path:
     """One point per method: learned-fact F1 (x) against retention F1 after learning (y)."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -25,16 +39,7 @@ def plot_learned_vs_retention(runs: dict[str, dict], path: Path) -> Path:
         ax.annotate(name, (run["learned_f1"], run["retention_f1_after"]), textcoords="offset points", xytext=(6, 4))
     before = next(iter(runs.values()))["retention_f1_before"]
     ax.axhline(before, color="black", linestyle=":", linewidth=1, label="retention before learning")
-    ax.set_xlabel("learned facts: F1 on held-out questions")
-    ax.set_ylabel("retention: F1 on facts the model knew")
-    ax.set_xlim(-0.02, 1.02)
-    ax.set_ylim(-0.02, 1.02)
-    ax.legend(loc="lower left")
-    ax.set_title(f"{next(iter(runs.values()))['facts']} made-up facts learned in sequence")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, f"{next(iter(runs.values()))['facts']} made-up facts learned in sequence", path)
 
 
 def plot_pareto(runs: dict[str, dict], path: Path) -> Path:
@@ -52,13 +57,4 @@ def plot_pareto(runs: dict[str, dict], path: Path) -> Path:
         ax.plot(xs, ys, marker="o", color=colour, label=kind)
         for x, y, lr in points:
             ax.annotate(f"{lr:g}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color=colour)
-    ax.set_xlabel("learned facts: F1 on held-out questions")
-    ax.set_ylabel("retention: F1 on facts the model knew")
-    ax.set_xlim(-0.02, 1.02)
-    ax.set_ylim(-0.02, 1.02)
-    ax.legend(loc="lower left")
-    ax.set_title("learning vs forgetting across learning rates")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, "learning vs forgetting across learning rates", path)

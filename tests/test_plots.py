@@ -1,0 +1,25 @@
+from sparse_memory.bench.plots import plot_learned_vs_retention, plot_pareto
+
+
+def _run(kind, lr, learned, kept):
+    return {
+        "kind": kind,
+        "lr": lr,
+        "learned_f1": learned,
+        "retention_f1_before": 1.0,
+        "retention_f1_after": kept,
+        "facts": 20,
+        "t": 500 if kind == "smf" else None,
+        "ranking": "tfidf" if kind == "smf" else None,
+    }
+
+
+def test_plots_are_written(tmp_path):
+    runs = {
+        "smf": _run("smf", 1e4, 0.6, 0.95),
+        "full": _run("full", 1e-5, 0.6, 0.3),
+        "lora": _run("lora", 1e-4, 0.5, 0.5),
+    }
+    sweep = dict(runs, smf_lr3000=_run("smf", 3e3, 0.3, 0.99))
+    for path in (plot_learned_vs_retention(runs, tmp_path / "a.png"), plot_pareto(sweep, tmp_path / "b.png")):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
