@@ -22,7 +22,7 @@ def _save(fig, ax, title: str, path: Path) -> Path:
     ax.set_ylabel("retention: F1 on facts the model knew")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(loc="lower left")
+    ax.legend(loc="center right")
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
