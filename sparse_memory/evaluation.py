@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sparse_memory.data.facts import Fact, eval_questions, statements
-from sparse_memory.slots import BackgroundStats, access_counts, tfidf_scores, top_slots
+from sparse_memory.slots import BackgroundStats, access_counts, rank_slots
 from sparse_memory.text import encode, find_spans
 
 
@@ -39,7 +39,7 @@ def select_fact_slots(model, tokenizer, stats: BackgroundStats, texts: Sequence,
     selected = {}
     for layer, slots in accesses.items():
         counts = access_counts(slots, n_slots, batch.content_mask)
-        selected[layer] = top_slots(tfidf_scores(counts, stats.doc_freq[layer], stats.n_batches), t)
+        selected[layer] = rank_slots(counts, t, "tfidf", stats, layer)[0]
     return selected
 
 

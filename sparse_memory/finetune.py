@@ -16,10 +16,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from sparse_memory.slots import BackgroundStats, access_counts, tfidf_scores
+from sparse_memory.slots import BackgroundStats, Ranking, access_counts, rank_slots
 from sparse_memory.text import EncodedBatch
-
-Ranking = Literal["tfidf", "tf", "random"]
 
 
 def batch_loss(model, batch: EncodedBatch) -> torch.Tensor:
@@ -74,31 +72,6 @@ class LearnResult:
     steps: int
     seconds: float
     rows: dict[int, RowUpdate] = field(default_factory=dict)  # memory layer -> rows (smf only)
-
-
-def rank_slots(
-    counts: torch.Tensor,
-    t: int,
-    ranking: Ranking,
-    stats: BackgroundStats | None = None,
-    layer: int | None = None,
-    generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-t of the slots a batch read, by TF-IDF, TF alone, or at random (the ablations)."""
-    read = counts > 0
-    if ranking == "tfidf":
-        if stats is None or layer is None:
-            raise ValueError("TF-IDF ranking needs the background statistics and the memory layer")
-        scores = tfidf_scores(counts, stats.doc_freq[layer], stats.n_batches)
-    elif ranking == "tf":
-        scores = counts.double() / counts.sum().clamp_min(1)
-    elif ranking == "random":
-        scores = torch.rand(counts.shape, generator=generator, dtype=torch.float64).to(counts.device) * read
-    else:
-        raise ValueError(f"ranking must be 'tfidf', 'tf' or 'random', got {ranking!r}")
-    scores = torch.where(read, scores, torch.zeros_like(scores))
-    chosen = scores.topk(min(t, int((scores > 0).sum()))).indices
-    return chosen, scores[chosen]
 
 
 @dataclass

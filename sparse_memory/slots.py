@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from safetensors import safe_open
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 from sparse_memory.text import EncodedBatch
 
 BACKGROUND_FILE = "background_stats.safetensors"
+Ranking = Literal["tfidf", "tf", "random"]  # TF-only and random are the paper's ablations
 
 
 def access_counts(accesses: torch.Tensor, n_slots: int, position_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -55,9 +57,6 @@ class BackgroundStats:
         tensors = load_file(str(path))
         doc_freq = {int(key.split(".")[0].removeprefix("layer_")): value for key, value in tensors.items()}
         return cls(doc_freq=doc_freq, n_batches=n_batches)
-
-    def idf(self, layer: int) -> torch.Tensor:
-        return torch.log((self.n_batches + 1) / (self.doc_freq[layer].double() + 1))
 
     def usage(self, layer: int) -> float:
         """Fraction of the layer's slots read by at least one background batch."""
@@ -117,3 +116,28 @@ def top_slots(scores: torch.Tensor, t: int) -> torch.Tensor:
     """Indices of the ``t`` highest-scoring slots among those with a positive score."""
     positive = int((scores > 0).sum())
     return scores.topk(min(t, positive)).indices
+
+
+def rank_slots(
+    counts: torch.Tensor,
+    t: int,
+    ranking: Ranking,
+    stats: BackgroundStats | None = None,
+    layer: int | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-t of the slots a batch read, by TF-IDF, TF alone, or at random (the ablations)."""
+    read = counts > 0
+    if ranking == "tfidf":
+        if stats is None or layer is None:
+            raise ValueError("TF-IDF ranking needs the background statistics and the memory layer")
+        scores = tfidf_scores(counts, stats.doc_freq[layer], stats.n_batches)
+    elif ranking == "tf":
+        scores = counts.double() / counts.sum().clamp_min(1)
+    elif ranking == "random":
+        scores = torch.rand(counts.shape, generator=generator, dtype=torch.float64).to(counts.device) * read
+    else:
+        raise ValueError(f"ranking must be 'tfidf', 'tf' or 'random', got {ranking!r}")
+    scores = torch.where(read, scores, torch.zeros_like(scores))
+    chosen = top_slots(scores, t)
+    return chosen, scores[chosen]

@@ -8,10 +8,9 @@ from sparse_memory.finetune import (
     SparseConfig,
     SparseMemoryFinetuner,
     batch_loss,
-    rank_slots,
 )
 from sparse_memory.modeling import retrofit
-from sparse_memory.slots import BackgroundStats, access_counts, compute_background_stats
+from sparse_memory.slots import BackgroundStats, access_counts, compute_background_stats, rank_slots
 from sparse_memory.text import encode
 
 FACT = [
