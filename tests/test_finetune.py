@@ -111,3 +111,10 @@ def test_batch_loss_equals_the_models_own_loss_on_content_tokens(memory_model, t
     with torch.no_grad():
         expected = memory_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=labels).loss
         assert torch.allclose(batch_loss(memory_model, batch), expected, atol=1e-5)
+
+
+def test_forgetting_bench_refuses_an_unknown_method_before_any_work():
+    from sparse_memory.bench.forgetting import bench_forgetting
+
+    with pytest.raises(ValueError, match="unknown methods \\['sft'\\]; choose from smf, full, lora"):
+        bench_forgetting(methods=["smf", "sft"])

@@ -157,11 +157,14 @@ def bench_forgetting(
     max_steps: int = 10,
     results_dir: Path = Path("benchmarks/results"),
 ) -> dict:
+    names = methods or (["smf", "full", "lora"] if quick else list(DEFAULT_METHODS))
+    unknown = sorted(set(names) - set(DEFAULT_METHODS))
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; choose from {', '.join(DEFAULT_METHODS)}")
     settings = CoreSettings()
     device = settings.torch_device()
     where = prepare(settings)
     n_facts = facts or (20 if quick else 100)
-    names = methods or (["smf", "full", "lora"] if quick else list(DEFAULT_METHODS))
     fact_list = make_facts(n_facts, seed=FACT_SEED)
     model, tokenizer = load_memory_model(where.memory, device)
     retention = retention_set(model, tokenizer, where.memory, size=60 if quick else 150)
