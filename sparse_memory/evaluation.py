@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sparse_memory.data.facts import Fact, eval_questions, statements
-from sparse_memory.slots import BackgroundStats, access_counts, rank_slots
+from sparse_memory.slots import BackgroundStats, select_slots
 from sparse_memory.text import encode, find_spans
 
 
@@ -28,19 +28,6 @@ def heldout_nll(model, tokenizer, texts: Sequence[str], batch_size: int = 8, max
         total += float(torch.nn.functional.cross_entropy(logits[:, :-1][valid].float(), targets, reduction="sum"))
         count += int(valid.sum())
     return total / max(count, 1)
-
-
-def select_fact_slots(model, tokenizer, stats: BackgroundStats, texts: Sequence, t: int) -> dict[int, torch.Tensor]:
-    """Top-t TF-IDF slots per memory layer for one batch of texts, counted at content tokens."""
-    device = next(model.parameters()).device
-    batch = encode(tokenizer, texts).to(device)
-    accesses = model.memory_accesses(batch.input_ids, batch.attention_mask)
-    n_slots = model.memory_config.n_slots
-    selected = {}
-    for layer, slots in accesses.items():
-        counts = access_counts(slots, n_slots, batch.content_mask)
-        selected[layer] = rank_slots(counts, t, "tfidf", stats, layer)[0]
-    return selected
 
 
 @dataclass
@@ -68,7 +55,10 @@ def addressing_report(
     hits, reads = 0, 0
     selections: list[dict[int, torch.Tensor]] = []
     for fact in tqdm(facts, desc="slot overlap", unit="fact", leave=False):
-        selected = select_fact_slots(model, tokenizer, stats, statements(fact), t)
+        statement_batch = encode(tokenizer, statements(fact)).to(device)
+        selected = {
+            layer: slots for layer, (slots, _) in select_slots(model, statement_batch, t, "tfidf", stats).items()
+        }
         selections.append(selected)
         conversations = [[{"role": "user", "content": q}] for q in eval_questions(fact)]
         batch = encode(tokenizer, conversations, add_generation_prompt=True).to(device)

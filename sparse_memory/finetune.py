@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from sparse_memory.slots import BackgroundStats, Ranking, access_counts, rank_slots
+from sparse_memory.slots import BackgroundStats, Ranking, select_slots
 from sparse_memory.text import EncodedBatch
 
 
@@ -103,12 +103,7 @@ class SparseMemoryFinetuner:
 
     def select(self, batch: EncodedBatch) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
         """Layer -> (slots, scores) chosen for this batch, counting content tokens only."""
-        n_slots = self.model.memory_config.n_slots
-        chosen = {}
-        for layer, slots in self.model.memory_accesses(batch.input_ids, batch.attention_mask).items():
-            counts = access_counts(slots, n_slots, batch.content_mask)
-            chosen[layer] = rank_slots(counts, self.config.t, self.config.ranking, self.stats, layer, self.generator)
-        return chosen
+        return select_slots(self.model, batch, self.config.t, self.config.ranking, self.stats, self.generator)
 
     def learn(self, batch: EncodedBatch) -> LearnResult:
         started = time.perf_counter()

@@ -141,3 +141,19 @@ def rank_slots(
     scores = torch.where(read, scores, torch.zeros_like(scores))
     chosen = top_slots(scores, t)
     return chosen, scores[chosen]
+
+
+def select_slots(
+    model,
+    batch: EncodedBatch,
+    t: int,
+    ranking: Ranking = "tfidf",
+    stats: BackgroundStats | None = None,
+    generator: torch.Generator | None = None,
+) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Memory layer -> (slots, scores) chosen for one batch; reads count at content tokens only."""
+    n_slots = model.memory_config.n_slots
+    return {
+        layer: rank_slots(access_counts(slots, n_slots, batch.content_mask), t, ranking, stats, layer, generator)
+        for layer, slots in model.memory_accesses(batch.input_ids, batch.attention_mask).items()
+    }
