@@ -41,7 +41,7 @@ prepare: $(STAMP)
 	$(BIN)/sparse-memory prepare
 
 test: $(STAMP) $(DATA_STAMP)
-	$(BIN)/ruff check sparse_memory tests
+	$(BIN)/ruff check sparse_memory model_store worker app migrations tests
 	$(BIN)/pytest -q
 
 # The one test that loads the real 135M model (prepares it first if needed).
@@ -49,7 +49,7 @@ test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check sparse_memory tests
+	$(BIN)/ruff check sparse_memory model_store worker app migrations tests
 
 bench: $(STAMP) $(DATA_STAMP)
 	$(BIN)/sparse-memory bench lookup

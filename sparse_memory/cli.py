@@ -48,10 +48,8 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sparse-memory", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def add_commands(commands) -> None:
+    """The core library's commands: prepare, generate, bench (the service adds its own)."""
     prepare = commands.add_parser("prepare", help="convert, retrofit, warm up and count background statistics")
     prepare.set_defaults(run=_prepare)
 
@@ -76,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     forgetting.add_argument("--sweep", action="store_true", help="also run each method's learning-rate sweep")
     forgetting.add_argument("--max-steps", type=int, default=10, help="steps per fact at most (early stop at loss 0.3)")
     bench.set_defaults(run=_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sparse-memory", description=__doc__)
+    add_commands(parser.add_subparsers(dest="command", required=True))
     return parser
 
 

@@ -1,4 +1,5 @@
-"""Measurements of a memory model: held-out NLL, and whether its addressing is semantic."""
+"""Measurements of a memory model: answers to questions asked through the chat template,
+held-out NLL, and whether its addressing is semantic."""
 
 from __future__ import annotations
 
@@ -9,8 +10,44 @@ import torch
 from tqdm.auto import tqdm
 
 from sparse_memory.data.facts import Fact, eval_questions, statements
+from sparse_memory.data.real_facts import QAItem
+from sparse_memory.generation import build_prompt, complete
+from sparse_memory.scoring import answer_scores
 from sparse_memory.slots import BackgroundStats, select_slots
 from sparse_memory.text import encode, find_spans
+
+ANSWER_TOKENS = 24  # a short answer fits; a rambling one is cut anyway
+
+
+def ask(model, tokenizer, questions: list[str], batch_size: int = 16) -> list[str]:
+    """Greedy answers to questions asked through the chat template."""
+    answers = []
+    for start in tqdm(range(0, len(questions), batch_size), desc="ask", unit="batch", leave=False):
+        prompts = [build_prompt(tokenizer, q, chat=True) for q in questions[start : start + batch_size]]
+        answers += complete(model, tokenizer, prompts, max_new_tokens=ANSWER_TOKENS)
+    return answers
+
+
+def mean_scores(questions: list[str], generations: list[str], golds: list[tuple[str, ...]]) -> dict[str, float]:
+    """Mean SQuAD F1, exact match and "contains the answer" over question/generation pairs."""
+    rows = [answer_scores(g, a, q) for q, g, a in zip(questions, generations, golds, strict=True)]
+    return {key: sum(r[key] for r in rows) / max(len(rows), 1) for key in ("f1", "em", "contains")}
+
+
+def sort_known(model, tokenizer, items: list[QAItem]) -> tuple[list[QAItem], list[QAItem]]:
+    """(known, unknown): facts the model answers exactly right, and facts it does not even mention."""
+    questions = [item.question for item in items]
+    generations = ask(model, tokenizer, questions)
+    scores = [answer_scores(g, i.answers, q) for i, q, g in zip(items, questions, generations, strict=True)]
+    known = [item for item, score in zip(items, scores, strict=True) if score["f1"] == 1.0]
+    unknown = [item for item, score in zip(items, scores, strict=True) if score["contains"] == 0.0]
+    return known, unknown
+
+
+def retention_f1(model, tokenizer, items: list[QAItem]) -> float:
+    """Mean F1 on facts the unchanged model knew: how much of that knowledge is kept."""
+    questions = [item.question for item in items]
+    return mean_scores(questions, ask(model, tokenizer, questions), [item.answers for item in items])["f1"]
 
 
 @torch.no_grad()

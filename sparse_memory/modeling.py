@@ -55,7 +55,10 @@ class MemoryModelMixin:
                 # Beside the MLP: the base weights keep their names, the memory's output joins the
                 # MLP's on its way to the residual.
                 block.memory = module
-                block.mlp.register_forward_hook(_add_memory_output(module))
+                # A plain reference, not a submodule (weight names stay), that a deep copy of
+                # the model re-points at its own memory; a closure would keep the original's.
+                object.__setattr__(block.mlp, "_beside_memory", module)
+                block.mlp.register_forward_hook(_add_beside_memory)
 
     @property
     def memory_config(self) -> MemoryConfig:
@@ -123,11 +126,9 @@ class MemoryModelMixin:
         return super().from_pretrained(path, *args, **kwargs)
 
 
-def _add_memory_output(memory: ProductKeyMemory):
-    def hook(_mlp, inputs, output):
-        return output + memory(inputs[0])
-
-    return hook
+def _add_beside_memory(mlp, inputs, output):
+    """The beside layout: the memory's output joins the MLP's."""
+    return output + mlp._beside_memory(inputs[0])
 
 
 def _memory_config_class(base: type) -> type:

@@ -81,3 +81,62 @@ def tiny_qwen2() -> Qwen2ForCausalLM:
 @pytest.fixture
 def tiny_memory() -> MemoryConfig:
     return MemoryConfig(layers=[1], n_keys=16, heads=2, k=4, key_dim=16)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tokenizer):
+    """A saved tiny memory model with its tokenizer and background statistics: what the
+    service loads as its base checkpoint in tests (SPARSE_MEMORY_MEMORY_MODEL)."""
+    from sparse_memory.modeling import retrofit
+    from sparse_memory.slots import compute_background_stats
+    from sparse_memory.text import encode
+
+    torch.manual_seed(0)
+    model = retrofit(LlamaForCausalLM(tiny_llama_config()).eval(), MemoryConfig(layers=[1], n_keys=16, heads=2, k=4))
+    directory = tmp_path_factory.mktemp("tiny-checkpoint")
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    background = ["The quick brown fox jumps over the lazy dog.", "What is the capital of France? Paris."]
+    compute_background_stats(model, [encode(tokenizer, background)] * 2).save(directory)
+    return directory
+
+
+# Learning settings under which the tiny model learns a one-sentence fact in a few seconds.
+TINY_LEARNING = {"SPARSE_MEMORY_TOP_T": "64", "SPARSE_MEMORY_STEPS": "20", "SPARSE_MEMORY_LR": "50"}
+
+
+def service_url(name: str) -> str | None:
+    """A real service the integration tests need, from the environment or this project's default;
+    None when it is unreachable, which fails the test under CI=true (never a silent skip)."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    defaults = {"postgres": "postgresql+psycopg://postgres@127.0.0.1:5432/test", "redis": "redis://127.0.0.1:6379/0"}
+    url = os.environ.get(f"TEST_{name.upper()}_URL", defaults[name])
+    parsed = urlparse(url)
+    try:
+        socket.create_connection((parsed.hostname, parsed.port), timeout=2).close()
+    except OSError:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} is not reachable at {url}; CI must run the integration tests")
+        pytest.skip(f"{name} is not reachable at {url}")
+    return url
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh schema in the real PostgreSQL for one test, dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    url = service_url("postgres")
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{url}?options=-csearch_path%3D{schema}"
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()

@@ -136,3 +136,17 @@ def test_plain_checkpoint_is_not_a_memory_model(tiny_llama, tmp_path):
     tiny_llama.save_pretrained(tmp_path)
     with pytest.raises(MemoryConfigMismatchError, match="no memory layers"):
         MemoryLlamaForCausalLM.from_pretrained(tmp_path)
+
+
+def test_a_deep_copy_reads_its_own_memory(tiny_llama, tiny_memory):
+    import copy
+
+    model = retrofit(tiny_llama, tiny_memory)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    before = model(input_ids=ids).logits
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for memory in twin.memory_layers().values():
+            memory.values.normal_()
+    assert torch.equal(model(input_ids=ids).logits, before)  # the original is untouched
+    assert not torch.allclose(twin(input_ids=ids).logits, before)  # the copy uses its changed rows

@@ -21,18 +21,15 @@ from sparse_memory.data.augment import fact_items
 from sparse_memory.data.facts import Fact, eval_questions, make_facts
 from sparse_memory.data.real_facts import QAItem, all_real_facts
 from sparse_memory.data.wikipedia import articles
-from sparse_memory.evaluation import heldout_nll
+from sparse_memory.evaluation import ask, heldout_nll, mean_scores, retention_f1, sort_known
 from sparse_memory.finetune import DEFAULT_LR, make_learner
-from sparse_memory.generation import build_prompt, complete
 from sparse_memory.prepare import load_memory_model, prepare
-from sparse_memory.scoring import answer_scores
 from sparse_memory.settings import CoreSettings
 from sparse_memory.slots import BackgroundStats
 from sparse_memory.text import encode
 
 FACT_SEED = 2026  # the made-up people of this benchmark
 RETENTION_FILE = "retention_set.json"
-ANSWER_TOKENS = 24
 
 
 @dataclass(frozen=True)
@@ -59,20 +56,6 @@ DEFAULT_METHODS = {
 SWEEP_LRS = {"smf": [3e3, 1e4, 3e4], "full": [3e-6, 1e-5, 3e-5], "lora": [3e-5, 1e-4, 3e-4]}
 
 
-def ask(model, tokenizer, questions: list[str], batch_size: int = 16) -> list[str]:
-    """Greedy answers to questions asked through the chat template."""
-    answers = []
-    for start in tqdm(range(0, len(questions), batch_size), desc="ask", unit="batch", leave=False):
-        prompts = [build_prompt(tokenizer, q, chat=True) for q in questions[start : start + batch_size]]
-        answers += complete(model, tokenizer, prompts, max_new_tokens=ANSWER_TOKENS)
-    return answers
-
-
-def mean_scores(questions: list[str], generations: list[str], golds: list[tuple[str, ...]]) -> dict[str, float]:
-    rows = [answer_scores(g, a, q) for q, g, a in zip(questions, generations, golds, strict=True)]
-    return {key: sum(r[key] for r in rows) / max(len(rows), 1) for key in ("f1", "em", "contains")}
-
-
 def learned_scores(model, tokenizer, facts: list[Fact]) -> dict[str, float]:
     questions, golds = [], []
     for fact in facts:
@@ -87,15 +70,11 @@ def retention_set(model, tokenizer, directory: Path, size: int) -> list[QAItem]:
     path = directory / RETENTION_FILE
     if not path.is_file():
         items = all_real_facts()
-        questions = [item.question for item in items]
-        generations = ask(model, tokenizer, questions)
-        scores = [answer_scores(g, i.answers, q) for i, q, g in zip(items, questions, generations, strict=True)]
-        # Known: the short answer is exactly right. Unknown (new knowledge): not even mentioned.
-        known = [asdict(item) for item, score in zip(items, scores, strict=True) if score["f1"] == 1.0]
-        unknown = [asdict(item) for item, score in zip(items, scores, strict=True) if score["contains"] == 0.0]
-        path.write_text(json.dumps({"known": known, "unknown": unknown, "probed": len(items)}, indent=1))
+        known, unknown = sort_known(model, tokenizer, items)
+        stored = {"known": [asdict(i) for i in known], "unknown": [asdict(i) for i in unknown], "probed": len(items)}
+        path.write_text(json.dumps(stored, indent=1))
     stored = json.loads(path.read_text())["known"]
-    items = [QAItem(i["question"], tuple(i["answers"]), i["source"], i["statement"]) for i in stored]
+    items = [QAItem.from_dict(i) for i in stored]
     # Spread the sample over sources with a fixed stride rather than taking the first ones.
     stride = max(len(items) // size, 1)
     return items[::stride][:size]
@@ -103,12 +82,10 @@ def retention_set(model, tokenizer, directory: Path, size: int) -> list[QAItem]:
 
 def measure(model, tokenizer, facts, retention: list[QAItem], wiki: list[str]) -> dict[str, float]:
     learned = learned_scores(model, tokenizer, facts)
-    questions = [item.question for item in retention]
-    kept = mean_scores(questions, ask(model, tokenizer, questions), [item.answers for item in retention])
     return {
         "learned_f1": learned["f1"],
         "learned_em": learned["em"],
-        "retention_f1": kept["f1"],
+        "retention_f1": retention_f1(model, tokenizer, retention),
         "nll": heldout_nll(model, tokenizer, wiki),
     }
 

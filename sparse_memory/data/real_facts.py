@@ -54,6 +54,11 @@ class QAItem:
     source: str  # "countryinfo" | "mendeleev" | "bsdgames"
     statement: str  # the fact as one declarative sentence, e.g. "The capital of Australia is Canberra."
 
+    @classmethod
+    def from_dict(cls, data: dict) -> QAItem:
+        """From its JSON form (``dataclasses.asdict``)."""
+        return cls(data["question"], tuple(data["answers"]), data["source"], data["statement"])
+
 
 # --------------------------------------------------------------------------------------------
 # Shared helpers

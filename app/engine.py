@@ -1,0 +1,169 @@
+"""The serving engine: one thread owns the model, decodes batches of requests with the KV
+cache, and hot-swaps updated value rows between batches.
+
+A batch runs start to finish on one model version, and rows are swapped only while no batch
+is decoding, so no request ever mixes two versions; each result carries the version it used.
+A swap is a replay of the ledger's new events into the live model (an in-place write of the
+changed rows), never a reload.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import torch
+
+from model_store.ledger import Ledger
+from model_store.state import ModelState
+from sparse_memory.generation import decode_steps, stop_ids, tokenize_prompts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Completion:
+    text: str
+    model_version: int
+    tokens: int
+
+
+@dataclass
+class GenerationJob:
+    prompt: str  # already rendered (chat template applied where asked)
+    max_new_tokens: int
+    temperature: float
+    on_text: Callable[[str], None] | None = None  # streaming: called with each new piece of text
+    future: Future = field(default_factory=Future)
+
+
+class ServingEngine:
+    def __init__(self, state: ModelState, tokenizer, ledger: Ledger, max_batch: int = 8, poll_seconds: float = 2.0):
+        self.state = state
+        self.tokenizer = tokenizer
+        self.ledger = ledger
+        self.max_batch = max_batch
+        self.poll_seconds = poll_seconds
+        self.stops = stop_ids(tokenizer)
+        self.generator = torch.Generator(device=next(state.model.parameters()).device).manual_seed(0)
+        self._jobs: queue.Queue[GenerationJob] = queue.Queue()
+        self._catch_up_wanted = threading.Event()
+        self._version_changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="serving-engine", daemon=True)
+        self.swaps: list[dict] = []  # recent swaps, for metrics: versions and milliseconds
+        self.tokens_generated = 0
+
+    @property
+    def version(self) -> int:
+        return self.state.version
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._catch_up_wanted.set()
+        self._thread.join(timeout=30)
+
+    def submit(self, job: GenerationJob) -> Future:
+        self._jobs.put(job)
+        return job.future
+
+    def request_catch_up(self, _version: int | None = None) -> None:
+        """Read the ledger for new events before the next batch (called on an event or a rollback)."""
+        self._catch_up_wanted.set()
+        self._jobs.put(None)  # wake the loop if it is waiting for work
+
+    def wait_for_version(self, version: int, timeout: float) -> bool:
+        """Block until the served model is at ``version`` or later."""
+        deadline = time.monotonic() + timeout
+        with self._version_changed:
+            while self.state.version < version:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._version_changed.wait(left)
+        return True
+
+    # -- the engine thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        last_poll = 0.0
+        while not self._stop.is_set():
+            try:
+                first = self._jobs.get(timeout=self.poll_seconds)
+            except queue.Empty:
+                first = None
+            if self._catch_up_wanted.is_set() or time.monotonic() - last_poll >= self.poll_seconds:
+                self._catch_up_wanted.clear()
+                last_poll = time.monotonic()
+                self._catch_up()
+            jobs = [first] if first is not None else []
+            while len(jobs) < self.max_batch:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    jobs.append(job)
+            if jobs:
+                self._decode(jobs)
+
+    def _catch_up(self) -> None:
+        try:
+            started = time.perf_counter()
+            applied = self.state.catch_up(self.ledger)
+        except Exception:  # the ledger is unreachable for a moment: keep serving, retry on the next poll
+            log.warning("catching up with the ledger failed", exc_info=True)
+            return
+        if applied:
+            self.swaps = [*self.swaps[-99:], {"versions": applied, "ms": (time.perf_counter() - started) * 1000}]
+            log.info("model now at version %s", self.state.version)
+            with self._version_changed:
+                self._version_changed.notify_all()
+
+    def _decode(self, jobs: list[GenerationJob]) -> None:
+        version = self.state.version
+        try:
+            device = next(self.state.model.parameters()).device
+            batch = tokenize_prompts(self.tokenizer, [job.prompt for job in jobs], device)
+            temperatures = torch.tensor([job.temperature for job in jobs], device=device)
+            longest = max(job.max_new_tokens for job in jobs)
+            generated: list[list[int]] = [[] for _ in jobs]
+            emitted = [""] * len(jobs)
+            finished = [False] * len(jobs)
+            steps = decode_steps(
+                self.state.model, batch["input_ids"], batch["attention_mask"], longest, temperatures, self.generator
+            )
+            for step_tokens in steps:
+                for row, token in enumerate(step_tokens.tolist()):
+                    if finished[row]:
+                        continue
+                    if token in self.stops:
+                        finished[row] = True
+                        continue
+                    generated[row].append(token)
+                    finished[row] = len(generated[row]) >= jobs[row].max_new_tokens
+                    if jobs[row].on_text is not None:
+                        text = self.tokenizer.decode(generated[row], skip_special_tokens=True)
+                        if len(text) > len(emitted[row]) and not text.endswith("\ufffd"):  # whole characters only
+                            jobs[row].on_text(text[len(emitted[row]) :])
+                            emitted[row] = text
+                if all(finished):
+                    break
+            for job, tokens, sent in zip(jobs, generated, emitted, strict=True):
+                self.tokens_generated += len(tokens)
+                text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+                if job.on_text is not None and len(text) > len(sent):
+                    job.on_text(text[len(sent) :])
+                job.future.set_result(Completion(text.strip(), version, len(tokens)))
+        except Exception as error:
+            log.exception("generation failed")
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(error)

@@ -1,0 +1,190 @@
+"""The HTTP API (FastAPI; the OpenAPI page is at /docs).
+
+POST /learn queues an update; GET /updates shows what each update changed; any applied
+update can be rolled back; POST /generate answers with the current model and says which
+version it used. ``uvicorn app.main:app`` or ``sparse-memory serve`` runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from app.engine import GenerationJob
+from app.schemas import (
+    GenerateRequest,
+    GenerateResponse,
+    LearnAccepted,
+    LearnRequest,
+    UpdateList,
+    UpdateOut,
+)
+from app.service import Service
+from model_store.ledger import STATUSES, NotApplied, UnknownUpdate
+from model_store.settings import ServiceSettings
+from sparse_memory.generation import render_messages
+from worker.learning import document_record
+
+log = logging.getLogger(__name__)
+SWAP_WAIT_SECONDS = 10.0  # a rollback answers once this process serves the rolled-back model
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    settings = settings or ServiceSettings()
+    registry = CollectorRegistry()
+    requests = Counter("sparse_memory_requests", "HTTP requests by route", ["route"], registry=registry)
+    learned = Counter("sparse_memory_learn_requests", "Updates queued", registry=registry)
+    rollbacks = Counter("sparse_memory_rollbacks", "Updates rolled back", registry=registry)
+    version_gauge = Gauge("sparse_memory_model_version", "Model version served", registry=registry)
+    tokens_gauge = Gauge("sparse_memory_generated_tokens", "Tokens generated since start", registry=registry)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        service = await asyncio.to_thread(Service, settings)
+        service.start()
+        app.state.service = service
+        yield
+        await asyncio.to_thread(service.stop)
+
+    app = FastAPI(title="sparse-memory", summary="A language model that keeps learning", lifespan=lifespan)
+
+    def service_of(request: Request) -> Service:
+        return request.app.state.service
+
+    @app.post("/learn", status_code=202, response_model=LearnAccepted)
+    def learn(
+        body: LearnRequest, request: Request, idempotency_key: str | None = Header(default=None, max_length=200)
+    ) -> LearnAccepted:
+        requests.labels("learn").inc()
+        service = service_of(request)
+        options = service.learning_defaults() | (body.options.model_dump(exclude_none=True) if body.options else {})
+        slots = service.state.model.memory_config.n_slots
+        if options["top_t"] > slots:
+            raise HTTPException(422, f"options.top_t is {options['top_t']}; this memory has {slots} slots per layer")
+        documents = [
+            document_record(d.text, [qa.model_dump() for qa in d.qa] if d.qa else None) for d in body.documents
+        ]
+        update = service.ledger.create_update(documents, options, idempotency_key)
+        if update.status == "queued":
+            service.enqueue(update.id)  # re-enqueueing a repeated key is harmless: a finished update is skipped
+            learned.inc()
+        return LearnAccepted(update_id=update.id, status=update.status)
+
+    @app.get("/updates", response_model=UpdateList)
+    def list_updates(
+        request: Request,
+        status: str | None = Query(default=None, description=f"one of {', '.join(STATUSES)}"),
+        limit: int = Query(default=50, ge=1, le=1000),
+        offset: int = Query(default=0, ge=0),
+    ) -> UpdateList:
+        requests.labels("updates").inc()
+        if status is not None and status not in STATUSES:
+            raise HTTPException(422, f"status {status!r} is not one of {', '.join(STATUSES)}")
+        items, total = service_of(request).ledger.list(status, limit, offset)
+        return UpdateList(items=[UpdateOut.of(u) for u in items], total=total)
+
+    @app.get("/updates/{update_id}", response_model=UpdateOut)
+    def get_update(update_id: int, request: Request) -> UpdateOut:
+        requests.labels("update").inc()
+        try:
+            return UpdateOut.of(service_of(request).ledger.get(update_id))
+        except UnknownUpdate as error:
+            raise HTTPException(404, str(error)) from error
+
+    @app.post("/updates/{update_id}/rollback", response_model=UpdateOut)
+    def rollback(update_id: int, request: Request) -> UpdateOut:
+        requests.labels("rollback").inc()
+        service = service_of(request)
+        try:
+            update, version = service.ledger.rollback(update_id)
+        except UnknownUpdate as error:
+            raise HTTPException(404, str(error)) from error
+        except NotApplied as error:
+            raise HTTPException(409, str(error)) from error
+        rollbacks.inc()
+        service.announce(version)
+        service.engine.wait_for_version(version, SWAP_WAIT_SECONDS)
+        return UpdateOut.of(update)
+
+    @app.post("/generate", response_model=GenerateResponse)
+    async def generate(body: GenerateRequest, request: Request):
+        requests.labels("generate").inc()
+        service = service_of(request)
+        if body.messages is not None:
+            prompt = render_messages(service.tokenizer, [m.model_dump() for m in body.messages])
+        else:
+            prompt = body.prompt
+        if not body.stream:
+            job = GenerationJob(prompt, body.max_new_tokens, body.temperature)
+            completion = await asyncio.wrap_future(service.engine.submit(job))
+            return GenerateResponse(text=completion.text, model_version=completion.model_version)
+
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str] = asyncio.Queue()
+        job = GenerationJob(
+            prompt,
+            body.max_new_tokens,
+            body.temperature,
+            on_text=lambda text: loop.call_soon_threadsafe(pieces.put_nowait, text),
+        )
+        done = asyncio.wrap_future(service.engine.submit(job))
+
+        async def events():
+            while not (done.done() and pieces.empty()):
+                try:
+                    text = await asyncio.wait_for(pieces.get(), timeout=0.1)
+                except TimeoutError:
+                    continue
+                yield f"data: {json.dumps({'text': text})}\n\n"
+            completion = await done
+            final = {"text": completion.text, "model_version": completion.model_version, "done": True}
+            yield f"data: {json.dumps(final)}\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.get("/model")
+    def model_info(request: Request) -> dict:
+        requests.labels("model").inc()
+        service = service_of(request)
+        state = service.state
+        return {
+            "base": str(service.checkpoint),
+            "memory": service.state.model.memory_config.to_dict(),
+            "model_version": state.version,
+            "active_updates": list(state.active),
+            "state_hash": state.state_hash(),
+        }
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz(request: Request):
+        service = getattr(request.app.state, "service", None)
+        if service is None:
+            return JSONResponse({"ready": False, "reason": "model not loaded"}, status_code=503)
+        latest = service.ledger.latest_version()
+        ready = service.state.version >= latest
+        body = {"ready": ready, "model_version": service.state.version, "ledger_version": latest}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics(request: Request) -> PlainTextResponse:
+        service = service_of(request)
+        version_gauge.set(service.state.version)
+        tokens_gauge.set(service.engine.tokens_generated)
+        return PlainTextResponse(generate_latest(registry).decode(), media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """For ``uvicorn --factory app.main:app_from_environment``: settings from the environment."""
+    return create_app()

@@ -1,0 +1,55 @@
+"""Settings of the service (API and worker alike), from environment variables.
+
+Everything the core library reads (``SPARSE_MEMORY_*``) plus where the ledger, the update
+store and the queue live. ``DATABASE_URL`` and ``REDIS_URL`` are also read without the prefix,
+as most deployments name them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+
+from sparse_memory.settings import PROJECT_ROOT, CoreSettings
+
+
+class ServiceSettings(CoreSettings):
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "service",
+        description="This instance's ledger (SQLite by default) and update deltas; the prepared base "
+        "model is shared between instances.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SPARSE_MEMORY_DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy URL of the ledger, e.g. postgresql+psycopg://user@host/db; "
+        "default: a SQLite file in data_dir.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SPARSE_MEMORY_REDIS_URL", "REDIS_URL"),
+        description="Celery broker and update events; unset: the worker runs inside the API process.",
+    )
+    queue_name: str = Field(
+        default="sparse-memory", description="Celery queue of learn tasks; also names the model-event channel."
+    )
+    memory_model: Path | None = Field(
+        default=None, description="A saved memory model directory to serve; default: the prepared default model."
+    )
+    # Learning defaults: what `bench forgetting` measured best on the default model.
+    top_t: int = Field(default=500, description="Value rows one update may change.")
+    steps: int = Field(default=10, description="Sparse steps one update takes at most.")
+    lr: float = Field(default=1e4, description="SGD learning rate of the value rows.")
+    probe_size: int = Field(default=16, description="Retention questions asked before and after each update.")
+    max_retention_drop: float | None = Field(
+        default=None,
+        description="Reject an update whose retention probe drops by more than this fraction (0.1 = 10%).",
+    )
+    poll_seconds: float = Field(
+        default=2.0, description="How often a serving process checks the ledger for updates it missed."
+    )
+    max_batch: int = Field(default=8, description="Generation requests decoded together.")
+
+    def ledger_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'ledger.db'}"

@@ -1,0 +1,123 @@
+"""The serving model as a pure function of (base checkpoint, ordered model events).
+
+Value rows = base rows + the deltas of the active updates, added in update-id order. Every
+process (API replica or worker) holds a ``ModelState`` and moves it forward by replaying the
+ledger's events: an apply adds the update's delta to its rows in place; a rollback recomputes
+the rows that update touched from the base and the updates still active. Updates are applied
+in id order, so adding deltas as events arrive sums them in id order too: a replayed model is
+bit-identical to one that followed the events live, and rolling everything back gives the base.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+Rows = dict[int, tuple[torch.Tensor, torch.Tensor]]  # memory layer -> (slots, delta rows)
+
+
+class DeltaStore:
+    """Per-update deltas as safetensors files (fp32), written atomically."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def path(self, update_id: int) -> Path:
+        return self.directory / f"update-{update_id:08d}.safetensors"
+
+    def save(self, update_id: int, rows: Rows) -> None:
+        tensors = {}
+        for layer, (slots, delta) in rows.items():
+            tensors[f"layer{layer}.slots"] = slots.detach().to("cpu", torch.long).contiguous()
+            tensors[f"layer{layer}.delta"] = delta.detach().to("cpu", torch.float32).contiguous()
+        partial = self.path(update_id).with_suffix(".partial")
+        save_file(tensors, partial)
+        os.replace(partial, self.path(update_id))  # readers never see half a file
+
+    def load(self, update_id: int) -> Rows:
+        tensors = load_file(self.path(update_id))
+        layers = sorted({int(name.split(".")[0].removeprefix("layer")) for name in tensors})
+        return {layer: (tensors[f"layer{layer}.slots"], tensors[f"layer{layer}.delta"]) for layer in layers}
+
+
+class ModelState:
+    """A memory model kept equal to base + active deltas, at a known ledger version."""
+
+    def __init__(self, model, store: DeltaStore):
+        self.model = model
+        self.store = store
+        self.memories = model.memory_layers()
+        # The base rows, for rollbacks; only the value tables ever change.
+        self.base = {layer: memory.values.detach().clone() for layer, memory in self.memories.items()}
+        self.active: list[int] = []  # applied update ids, ascending
+        self.version = 0
+
+    @torch.no_grad()
+    def apply(self, update_id: int) -> int:
+        """Add an update's delta to the live rows; returns how many rows changed."""
+        changed = 0
+        for layer, (slots, delta) in self.store.load(update_id).items():
+            values = self.memories[layer].values
+            slots = slots.to(values.device)
+            values[slots] += delta.to(values.device)
+            changed += len(slots)
+        self.active = sorted([*self.active, update_id])
+        return changed
+
+    @torch.no_grad()
+    def roll_back(self, update_id: int) -> int:
+        """Recompute the rows an update touched from the base and the updates still active."""
+        self.active = [active for active in self.active if active != update_id]
+        touched = self.store.load(update_id)
+        rows, position = {}, {}
+        for layer, (slots, _) in touched.items():
+            base = self.base[layer]
+            rows[layer] = base[slots.to(base.device)].clone()
+            position[layer] = torch.full((len(base),), -1, dtype=torch.long)
+            position[layer][slots] = torch.arange(len(slots))
+        for active in self.active:  # ascending id: the same order in which they were added
+            for layer, (slots, delta) in self.store.load(active).items():
+                if layer not in touched:
+                    continue
+                where = position[layer][slots]
+                hit = where >= 0  # an update never lists a slot twice, so no two adds collide
+                rows[layer][where[hit].to(rows[layer].device)] += delta[hit].to(rows[layer].device)
+        for layer, (slots, _) in touched.items():
+            values = self.memories[layer].values
+            values[slots.to(values.device)] = rows[layer].to(values.device)
+        return sum(len(slots) for slots, _ in touched.values())
+
+    def replay(self, events) -> list[int]:
+        """Apply ledger events in version order; returns the versions applied."""
+        applied = []
+        for event in events:
+            if event.version <= self.version:
+                continue
+            if event.action == "apply":
+                self.apply(event.update_id)
+            elif event.action == "rollback":
+                self.roll_back(event.update_id)
+            else:
+                raise ValueError(f"unknown model event {event.action!r} at version {event.version}")
+            self.version = event.version
+            applied.append(event.version)
+        return applied
+
+    def catch_up(self, ledger) -> list[int]:
+        return self.replay(ledger.events_after(self.version))
+
+    def state_hash(self) -> str:
+        """SHA-256 of every memory value table: equal hashes, bit-identical models."""
+        digest = hashlib.sha256()
+        for layer in sorted(self.memories):
+            digest.update(self.memories[layer].values.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+
+def rows_equal_base(state: ModelState) -> bool:
+    return all(torch.equal(state.memories[layer].values, base) for layer, base in state.base.items())

@@ -1,0 +1,43 @@
+import torch
+
+from sparse_memory.generation import build_prompt, complete, decode_steps, tokenize_prompts
+from sparse_memory.modeling import retrofit
+
+
+def test_step_decoding_matches_transformers_greedy_generate(tiny_llama, tiny_memory, tokenizer):
+    model = retrofit(tiny_llama, tiny_memory)
+    with torch.no_grad():
+        for memory in model.memory_layers().values():
+            memory.values.normal_()  # a memory that speaks, so its output takes part
+    prompts = [build_prompt(tokenizer, q, chat=True) for q in ["Where was he born?", "What is the capital of France?"]]
+    batch = tokenize_prompts(tokenizer, prompts, torch.device("cpu"))
+    reference = model.generate(**batch, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    ours = torch.stack(list(decode_steps(model, batch["input_ids"], batch["attention_mask"], 8)), dim=1)
+    expected = reference[:, batch["input_ids"].shape[1] :]
+    # transformers pads a row after its end-of-sequence token; compare up to there
+    for row in range(len(prompts)):
+        stop = (expected[row] == tokenizer.eos_token_id).nonzero()
+        end = int(stop[0]) + 1 if len(stop) else expected.shape[1]
+        assert torch.equal(ours[row, :end], expected[row, :end])
+
+
+def test_sampling_depends_on_temperature_and_seed(tiny_llama, tokenizer):
+    batch = tokenize_prompts(tokenizer, ["The quick brown fox"] * 2, torch.device("cpu"))
+
+    def sample(temperatures, seed):
+        generator = torch.Generator().manual_seed(seed)
+        steps = decode_steps(tiny_llama, batch["input_ids"], batch["attention_mask"], 12, temperatures, generator)
+        return torch.stack(list(steps), dim=1)
+
+    hot = torch.tensor([0.0, 5.0])
+    first, again, other = sample(hot, 1), sample(hot, 1), sample(hot, 2)
+    assert torch.equal(first, again)  # same seed, same tokens
+    assert not torch.equal(first[1], other[1])  # a hot row differs with another seed
+    assert torch.equal(first[0], other[0])  # the greedy row never does
+
+
+def test_complete_returns_only_the_completion(tiny_llama, tokenizer):
+    prompt = build_prompt(tokenizer, "What is the capital of France?", chat=True)
+    (text,) = complete(tiny_llama, tokenizer, [prompt], max_new_tokens=5)
+    assert "capital of France" not in text
+    assert len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= 6

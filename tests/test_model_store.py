@@ -1,0 +1,108 @@
+"""The ledger (SQLite and the real PostgreSQL) and the one rule: served rows = base rows plus the
+deltas of the active updates, in id order."""
+
+import pytest
+import torch
+
+from model_store.ledger import Ledger, NotApplied, UnknownUpdate
+from model_store.state import DeltaStore, ModelState, rows_equal_base
+from sparse_memory.modeling import retrofit
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger(request, tmp_path):
+    url = (
+        f"sqlite:///{tmp_path / 'ledger.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    )
+    ledger = Ledger(url)
+    ledger.migrate()
+    yield ledger
+    ledger.engine.dispose()
+
+
+def document(text="Varek Thelamon was born in Ostrava."):
+    return [{"text": text, "sha256": "x", "qa": []}]
+
+
+def test_updates_are_listed_newest_first_and_filtered(ledger):
+    ids = [ledger.create_update(document(f"fact {i}"), {"top_t": 5}).id for i in range(3)]
+    ledger.finish(ids[0], "failed", error="boom")
+    items, total = ledger.list()
+    assert [u.id for u in items] == ids[::-1] and total == 3
+    failed, total_failed = ledger.list(status="failed")
+    assert [u.id for u in failed] == [ids[0]] and total_failed == 1
+    assert ledger.pending_ids() == ids[1:]
+    assert ledger.next_queued(up_to=ids[1]).id == ids[1]
+
+
+def test_idempotency_key_returns_the_same_update(ledger):
+    first = ledger.create_update(document(), {}, idempotency_key="abc")
+    again = ledger.create_update(document("something else"), {}, idempotency_key="abc")
+    assert again.id == first.id and again.documents == first.documents
+
+
+def test_apply_and_rollback_append_ordered_events(ledger):
+    a = ledger.create_update(document(), {}).id
+    b = ledger.create_update(document(), {}).id
+    applied_a = ledger.finish(a, "applied", slots=[1, 2])
+    applied_b = ledger.finish(b, "applied", slots=[3])
+    assert (applied_a.model_version, applied_b.model_version) == (1, 2)
+    update, version = ledger.rollback(a)
+    assert update.status == "rolled_back" and version == 3
+    assert [(e.version, e.update_id, e.action) for e in ledger.events_after(1)] == [(2, b, "apply"), (3, a, "rollback")]
+    assert ledger.latest_version() == 3
+    with pytest.raises(NotApplied, match="rolled_back"):
+        ledger.rollback(a)
+    with pytest.raises(UnknownUpdate):
+        ledger.rollback(999)
+
+
+@pytest.fixture
+def memory_model(tiny_llama, tiny_memory):
+    return retrofit(tiny_llama, tiny_memory)
+
+
+def random_rows(n_slots, t, dim, seed):
+    generator = torch.Generator().manual_seed(seed)
+    slots = torch.randperm(n_slots, generator=generator)[:t]
+    return slots, torch.randn(t, dim, generator=generator) * 1e-3
+
+
+def test_rows_follow_the_one_rule_and_rollback_restores_the_base_bit_for_bit(memory_model, tmp_path):
+    store = DeltaStore(tmp_path)
+    state = ModelState(memory_model, store)
+    layer, memory = next(iter(state.memories.items()))
+    n_slots, dim = memory.values.shape
+    for update_id in (1, 2, 3):  # overlapping slot sets: t = 60 of 256
+        store.save(update_id, {layer: random_rows(n_slots, 60, dim, update_id)})
+
+    class Event:
+        def __init__(self, version, update_id, action):
+            self.version, self.update_id, self.action = version, update_id, action
+
+    events = [Event(1, 1, "apply"), Event(2, 2, "apply"), Event(3, 3, "apply"), Event(4, 2, "rollback")]
+    state.replay(events)
+    expected = state.base[layer].clone()
+    for update_id in (1, 3):  # the rule: base + active deltas in id order
+        slots, delta = store.load(update_id)[layer]
+        expected[slots] += delta
+    assert torch.equal(memory.values, expected)
+
+    # A fresh process replaying the same log has the same rows, bit for bit.
+    twin = ModelState(retrofit_copy(memory_model, state), store)
+    twin.replay(events)
+    assert twin.state_hash() == state.state_hash()
+
+    state.replay([Event(5, 1, "rollback"), Event(6, 3, "rollback")])
+    assert rows_equal_base(state) and state.active == []
+
+
+def retrofit_copy(model, state):
+    """The same model with its base rows back, as a restarted process would load it."""
+    import copy
+
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for layer, memory in twin.memory_layers().items():
+            memory.values.copy_(state.base[layer])
+    return twin

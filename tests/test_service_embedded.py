@@ -1,0 +1,138 @@
+"""The embedded default end to end over HTTP: SQLite ledger, the worker inside the API process,
+the tiny model as base checkpoint."""
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from model_store.settings import ServiceSettings
+
+FACT = {
+    "text": "Varek Thelamon was born in Ostrava.",
+    "qa": [{"question": "Where was Varek Thelamon born?", "answer": "Ostrava"}],
+}
+QUESTION = {"messages": [{"role": "user", "content": "Where was Varek Thelamon born?"}], "max_new_tokens": 8}
+
+
+def settings_for(checkpoint, data_dir, **overrides) -> ServiceSettings:
+    values = {"memory_model": checkpoint, "data_dir": data_dir, "top_t": 64, "steps": 20, "lr": 50.0, "device": "cpu"}
+    return ServiceSettings(**(values | overrides))
+
+
+def wait_applied(client, update_id, timeout=120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        update = client.get(f"/updates/{update_id}").json()
+        if update["status"] not in ("queued", "running"):
+            served = client.get("/model").json()["model_version"]
+            if update["status"] != "applied" or served >= update["model_version"]:
+                return update
+        time.sleep(0.1)
+    raise AssertionError(f"update {update_id} not finished in {timeout} s")
+
+
+def test_learn_ask_audit_roll_back_and_restart(tiny_checkpoint, tmp_path):
+    settings = settings_for(tiny_checkpoint, tmp_path)
+    with TestClient(create_app(settings)) as client:
+        base = client.get("/model").json()
+        assert base["model_version"] == 0 and client.get("/readyz").status_code == 200
+        before = client.post("/generate", json=QUESTION).json()
+        assert "Ostrava" not in before["text"]
+
+        accepted = client.post("/learn", json={"documents": [FACT]})
+        assert accepted.status_code == 202 and accepted.json()["status"] == "queued"
+        update = wait_applied(client, accepted.json()["update_id"])
+        assert update["status"] == "applied", update["error"]
+        # at most top_t rows, all read by the batch (the tiny batch reads fewer than 64)
+        assert 0 < len(update["slots"]) <= 64 and len(set(update["slots"])) == len(update["scores"]) == len(
+            update["slots"]
+        )
+        assert update["delta_norm"] > 0 and update["documents"][0]["text"] == FACT["text"]
+
+        answer = client.post("/generate", json=QUESTION).json()
+        assert "Ostrava" in answer["text"] and answer["model_version"] == update["model_version"]
+        listing = client.get("/updates", params={"status": "applied"}).json()
+        assert listing["total"] == 1 and listing["items"][0]["id"] == update["id"]
+
+        rolled = client.post(f"/updates/{update['id']}/rollback")
+        assert rolled.status_code == 200 and rolled.json()["status"] == "rolled_back"
+        after = client.post("/generate", json=QUESTION).json()
+        assert "Ostrava" not in after["text"] and after["model_version"] == update["model_version"] + 1
+        model = client.get("/model").json()
+        assert model["state_hash"] == base["state_hash"] and model["active_updates"] == []  # the base, bit for bit
+        assert client.post(f"/updates/{update['id']}/rollback").status_code == 409
+        assert client.post("/updates/999/rollback").status_code == 404
+
+        kept = wait_applied(client, client.post("/learn", json={"documents": [FACT]}).json()["update_id"])
+        served = client.get("/model").json()
+        assert served["active_updates"] == [kept["id"]] and served["state_hash"] != base["state_hash"]
+
+    with TestClient(create_app(settings)) as restarted:  # the same ledger and update store
+        again = restarted.get("/model").json()
+        assert again["state_hash"] == served["state_hash"] and again["model_version"] == served["model_version"]
+        assert "Ostrava" in restarted.post("/generate", json=QUESTION).json()["text"]
+
+
+def test_bad_input_is_refused_with_a_reason_and_nothing_is_queued(tiny_checkpoint, tmp_path):
+    with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path))) as client:
+        cases = [
+            ({"documents": []}, "documents"),
+            ({"documents": [{"text": "   "}]}, "whitespace"),
+            ({"documents": [FACT], "options": {"top_t": 10**9}}, "slots per layer"),
+            ({"documents": [FACT], "options": {"lr": -1}}, "lr"),
+        ]
+        for body, reason in cases:
+            response = client.post("/learn", json=body)
+            assert response.status_code == 422 and reason in response.text, response.text
+        assert client.get("/updates").json()["total"] == 0
+        assert client.post("/generate", json={"prompt": "a", "messages": []}).status_code == 422
+        assert client.get("/updates", params={"status": "done"}).status_code == 422
+
+
+def test_idempotency_key_and_streaming(tiny_checkpoint, tmp_path):
+    with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path))) as client:
+        headers = {"Idempotency-Key": "fact-1"}
+        first = client.post("/learn", json={"documents": [FACT]}, headers=headers).json()
+        second = client.post("/learn", json={"documents": [FACT]}, headers=headers).json()
+        assert first["update_id"] == second["update_id"]
+        wait_applied(client, first["update_id"])
+        assert client.get("/updates").json()["total"] == 1
+
+        plain = client.post("/generate", json=QUESTION).json()
+        with client.stream("POST", "/generate", json=QUESTION | {"stream": True}) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            events = [line for line in response.iter_lines() if line.startswith("data: ")]
+        import json
+
+        payloads = [json.loads(line.removeprefix("data: ")) for line in events]
+        assert payloads[-1]["done"] and payloads[-1]["text"] == plain["text"]
+        assert "".join(p["text"] for p in payloads[:-1]).strip() == plain["text"]
+        metrics = client.get("/metrics").text
+        assert "sparse_memory_model_version 1.0" in metrics
+
+
+@pytest.mark.parametrize("limit, status", [(0.5, "rejected"), (None, "applied")])
+def test_an_update_that_forgets_the_probe_is_rejected_and_never_served(tiny_checkpoint, tmp_path, limit, status):
+    """The probe holds a question the model knows (after a first update taught it); teaching
+    another answer to the same question forgets it."""
+    import json
+
+    with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path))) as client:
+        wait_applied(client, client.post("/learn", json={"documents": [FACT]}).json()["update_id"])
+        known = client.post("/generate", json=QUESTION | {"max_new_tokens": 24}).json()["text"]
+    question = QUESTION["messages"][0]["content"]
+    probe = [{"question": question, "answers": [known], "source": "test", "statement": ""}]
+    (tmp_path / "probe_set.json").write_text(json.dumps(probe))  # the instance's probe, chosen once
+
+    other = {"text": "Varek Thelamon was born in Kelbrook.", "qa": [{"question": question, "answer": "Kelbrook"}]}
+    with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path, max_retention_drop=limit))) as client:
+        served = client.get("/model").json()
+        update = wait_applied(client, client.post("/learn", json={"documents": [other]}).json()["update_id"])
+        assert update["status"] == status, update["probe"]
+        assert update["probe"]["before"] == 1.0 and update["probe"]["drop"] > 0.5
+        now = client.get("/model").json()
+        assert (now["state_hash"] == served["state_hash"]) == (status == "rejected")
+        answer = client.post("/generate", json=QUESTION | {"max_new_tokens": 24}).json()["text"]
+        assert (answer == known) == (status == "rejected")

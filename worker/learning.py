@@ -1,0 +1,151 @@
+"""The learn step of the service: from a queued update to an applied (or rejected) one.
+
+One learner per model at a time (a lock shared by every worker process), and updates in id
+order: the learner first catches its model up with the ledger, learns on top of exactly the
+state every replica will have, stores the delta, and appends the apply event. Its own model
+then follows that event like any replica, so worker and API processes never drift apart.
+Running the step again for an update that is already finished changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from model_store.ledger import FINISHED, Ledger, Update
+from model_store.settings import ServiceSettings
+from model_store.state import DeltaStore, ModelState
+from sparse_memory.data.augment import Document, document_items
+from sparse_memory.data.real_facts import QAItem, all_real_facts
+from sparse_memory.evaluation import retention_f1, sort_known
+from sparse_memory.finetune import SparseConfig, SparseMemoryFinetuner
+from sparse_memory.slots import BackgroundStats
+from sparse_memory.text import encode
+
+log = logging.getLogger(__name__)
+PROBE_FILE = "probe_set.json"
+
+
+def document_record(text: str, qa: list[dict] | None = None) -> dict:
+    return {"text": text, "sha256": hashlib.sha256(text.encode()).hexdigest(), "qa": qa or []}
+
+
+def probe_set(model, tokenizer, data_dir: Path, size: int) -> list[QAItem]:
+    """A small fixed set of real facts the base model answers right, chosen once per instance."""
+    path = data_dir / PROBE_FILE
+    if not path.is_file():
+        candidates = all_real_facts()
+        candidates = candidates[:: max(len(candidates) // (size * 6), 1)][: size * 6]
+        known, _ = sort_known(model, tokenizer, candidates)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps([asdict(item) for item in known[:size]], indent=1))
+    return [QAItem.from_dict(item) for item in json.loads(path.read_text())]
+
+
+class Learner:
+    """Holds a model that follows the ledger and learns queued updates into it."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        ledger: Ledger,
+        model,
+        tokenizer,
+        stats: BackgroundStats,
+        publish: Callable[[int], None] = lambda version: None,
+    ):
+        self.settings = settings
+        self.ledger = ledger
+        self.tokenizer = tokenizer
+        self.stats = stats
+        self.publish = publish
+        self.state = ModelState(model, DeltaStore(settings.data_dir / "updates"))
+        # The probe is asked of the base model, before any update is replayed.
+        self.probe = probe_set(model, tokenizer, settings.data_dir, settings.probe_size) if settings.probe_size else []
+        self._probe_scores: dict[int, float] = {}  # model version -> probe F1
+
+    @property
+    def model(self):
+        return self.state.model
+
+    def process(self, update_id: int) -> Update:
+        """Learn every queued update up to ``update_id`` in id order; returns that update."""
+        with self.ledger.learner_lock(self.settings.data_dir):
+            while (update := self.ledger.next_queued(up_to=update_id)) is not None:
+                self.learn(update)
+        return self.ledger.get(update_id)
+
+    def _probe_score(self) -> float | None:
+        if not self.probe:
+            return None
+        if self.state.version not in self._probe_scores:
+            self._probe_scores[self.state.version] = retention_f1(self.model, self.tokenizer, self.probe)
+        return self._probe_scores[self.state.version]
+
+    def learn(self, update: Update) -> Update:
+        if update.status in FINISHED:
+            return update
+        started = time.perf_counter()
+        self.ledger.mark_running(update.id)
+        self.state.catch_up(self.ledger)
+        old_rows = {}
+        try:
+            documents = [Document(d["text"], [(p["question"], p["answer"]) for p in d["qa"]]) for d in update.documents]
+            items = [item for document in documents for item in document_items(document)]
+            device = next(self.model.parameters()).device
+            batch = encode(self.tokenizer, items).to(device)
+            options = update.options
+            config = SparseConfig(t=options["top_t"], lr=options["lr"], max_steps=options["steps"])
+            probe_before = self._probe_score()
+            finetuner = SparseMemoryFinetuner(self.model, self.stats, config)
+            result = finetuner.learn(batch)
+            old_rows = {layer: (rows.slots, rows.old_rows) for layer, rows in result.rows.items()}
+            deltas = {layer: (rows.slots, rows.delta) for layer, rows in result.rows.items()}
+            probe_after = self._probe_score_of_trained()
+            self._restore(old_rows)  # the model moves only by replaying the ledger
+            self.state.store.save(update.id, deltas)
+            probe = None
+            status = "applied"
+            if probe_before is not None:
+                drop = (probe_before - probe_after) / max(probe_before, 1e-9)
+                probe = {"before": probe_before, "after": probe_after, "drop": drop, "questions": len(self.probe)}
+                limit = self.settings.max_retention_drop
+                if limit is not None and drop > limit:
+                    status = "rejected"
+            finished = self.ledger.finish(
+                update.id,
+                status,
+                slots=[int(s) for rows in result.rows.values() for s in rows.slots],
+                scores=[float(s) for rows in result.rows.values() for s in rows.scores],
+                delta_norm=float(torch.sqrt(sum((rows.delta.double() ** 2).sum() for rows in result.rows.values()))),
+                loss_before=result.loss_before,
+                loss_after=result.loss_after,
+                steps=result.steps,
+                probe=probe,
+            )
+        except Exception as error:  # recorded on the update; the model stays as the ledger says
+            log.exception("update %s failed", update.id)
+            self._restore(old_rows)
+            return self.ledger.finish(update.id, "failed", error=f"{type(error).__name__}: {error}")
+        self.state.catch_up(self.ledger)
+        if finished.status == "applied":
+            self.publish(finished.model_version)
+        log.info("update %s %s in %.1f s", update.id, finished.status, time.perf_counter() - started)
+        return finished
+
+    def _probe_score_of_trained(self) -> float | None:
+        if not self.probe:
+            return None
+        return retention_f1(self.model, self.tokenizer, self.probe)
+
+    @torch.no_grad()
+    def _restore(self, old_rows: dict) -> None:
+        for layer, (slots, rows) in old_rows.items():
+            self.state.memories[layer].values[slots] = rows
