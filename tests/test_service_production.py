@@ -1,0 +1,149 @@
+"""The production layout with real processes: PostgreSQL ledger, Redis broker and events, one
+Celery worker process, two API processes (uvicorn), all on 127.0.0.1. Bounded in time; every
+process is stopped at the end."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from conftest import TINY_LEARNING, service_url
+
+QUESTION = {"messages": [{"role": "user", "content": "Where was Varek Thelamon born?"}], "max_new_tokens": 8}
+FACT = {
+    "text": "Varek Thelamon was born in Ostrava.",
+    "qa": [{"question": "Where was Varek Thelamon born?", "answer": "Ostrava"}],
+}
+START_TIMEOUT = 120
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Processes:
+    def __init__(self, env, log_dir):
+        self.env, self.log_dir, self.running = env, log_dir, {}
+
+    def start(self, name: str, *args: str) -> None:
+        log = open(self.log_dir / f"{name}.log", "ab")
+        command = [sys.executable, "-m", "app.cli", *args]
+        self.running[name] = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def stop(self, name: str) -> None:
+        process = self.running.pop(name)
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for name in list(self.running):
+            self.stop(name)
+
+    def log(self, name: str) -> str:
+        return (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
+
+
+@pytest.fixture
+def production(tiny_checkpoint, postgres_url, tmp_path):
+    redis_url = service_url("redis")
+    queue = f"test-{uuid.uuid4().hex[:10]}"
+    env = os.environ | TINY_LEARNING
+    env |= {
+        "DATABASE_URL": postgres_url,
+        "REDIS_URL": redis_url,
+        "SPARSE_MEMORY_QUEUE_NAME": queue,
+        "SPARSE_MEMORY_MEMORY_MODEL": str(tiny_checkpoint),
+        "SPARSE_MEMORY_DATA_DIR": str(tmp_path / "store"),  # the shared update store (a volume in compose)
+        "SPARSE_MEMORY_DEVICE": "cpu",
+        "SPARSE_MEMORY_PROBE_SIZE": "0",
+        "SPARSE_MEMORY_POLL_SECONDS": "60",  # replicas must learn of updates from events, not the poll
+    }
+    processes = Processes(env, tmp_path)
+    yield processes
+    processes.stop_all()
+    import redis
+
+    redis.Redis.from_url(redis_url).delete(queue)
+
+
+def wait_ready(url: str, processes: Processes, name: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{name} not ready in {START_TIMEOUT} s:\n{processes.log(name)}")
+
+
+def wait_version(urls: list[str], version: int, timeout: float) -> dict[str, float]:
+    """Seconds until each API serves ``version`` or later."""
+    started, seen = time.monotonic(), {}
+    while len(seen) < len(urls) and time.monotonic() - started < timeout:
+        for url in urls:
+            if url not in seen and httpx.get(f"{url}/model", timeout=5).json()["model_version"] >= version:
+                seen[url] = time.monotonic() - started
+        time.sleep(0.02)
+    return seen
+
+
+def test_two_replicas_a_celery_worker_postgres_and_redis(production):
+    ports = [free_port(), free_port()]
+    apis = [f"http://127.0.0.1:{port}" for port in ports]
+    production.start("worker", "worker")
+    for index, port in enumerate(ports):
+        production.start(f"api{index}", "serve", "--port", str(port))
+    for index, url in enumerate(apis):
+        wait_ready(url, production, f"api{index}")
+    base_hash = httpx.get(f"{apis[0]}/model").json()["state_hash"]
+
+    update_id = httpx.post(f"{apis[0]}/learn", json={"documents": [FACT]}).json()["update_id"]
+    deadline = time.monotonic() + START_TIMEOUT
+    while (update := httpx.get(f"{apis[1]}/updates/{update_id}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, production.log("worker")
+        time.sleep(0.02)
+    assert update["status"] == "applied", update["error"]
+    applied_at = datetime.fromisoformat(update["applied_at"]).replace(tzinfo=UTC)
+    seen = wait_version(apis, update["model_version"], timeout=5)
+    assert set(seen) == set(apis), "a replica never served the update"
+    lag = (datetime.now(UTC) - applied_at).total_seconds()
+    assert max(seen.values()) <= 1.0 and lag < 5.0, (seen, lag)
+    for url in apis:
+        answer = httpx.post(f"{url}/generate", json=QUESTION, timeout=30).json()
+        assert "Ostrava" in answer["text"] and answer["model_version"] == update["model_version"]
+
+    rolled = httpx.post(f"{apis[1]}/updates/{update_id}/rollback", timeout=30)
+    assert rolled.status_code == 200 and rolled.json()["status"] == "rolled_back"
+    seen = wait_version(apis, update["model_version"] + 1, timeout=5)
+    assert set(seen) == set(apis) and max(seen.values()) <= 1.0, seen
+    for url in apis:
+        assert "Ostrava" not in httpx.post(f"{url}/generate", json=QUESTION, timeout=30).json()["text"]
+        assert httpx.get(f"{url}/model").json()["state_hash"] == base_hash  # the base rows, bit for bit
+
+    # An update that stays, then a restart of one replica: it rebuilds the same model from the ledger.
+    kept = httpx.post(f"{apis[0]}/learn", json={"documents": [FACT]}).json()["update_id"]
+    deadline = time.monotonic() + START_TIMEOUT
+    while httpx.get(f"{apis[0]}/updates/{kept}").json()["status"] != "applied":
+        assert time.monotonic() < deadline, production.log("worker")
+        time.sleep(0.05)
+    assert len(wait_version(apis, httpx.get(f"{apis[0]}/updates/{kept}").json()["model_version"], 5)) == 2
+    before_restart = httpx.get(f"{apis[1]}/model").json()
+    production.stop("api1")
+    production.start("api1", "serve", "--port", str(ports[1]))
+    wait_ready(apis[1], production, "api1")
+    after_restart = httpx.get(f"{apis[1]}/model").json()
+    assert after_restart["state_hash"] == before_restart["state_hash"] != base_hash
+    assert after_restart["state_hash"] == httpx.get(f"{apis[0]}/model").json()["state_hash"]
