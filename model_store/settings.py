@@ -38,8 +38,8 @@ class ServiceSettings(CoreSettings):
         default=None, description="A saved memory model directory to serve; default: the prepared default model."
     )
     # Learning defaults: what `bench forgetting` measured best on the default model.
-    top_t: int = Field(default=500, description="Value rows one update may change.")
-    steps: int = Field(default=10, description="Sparse steps one update takes at most.")
+    top_t: int = Field(default=2000, description="Value rows one update may change.")
+    steps: int = Field(default=20, description="Sparse steps one update takes at most.")
     lr: float = Field(default=1e4, description="SGD learning rate of the value rows.")
     probe_size: int = Field(default=16, description="Retention questions asked before and after each update.")
     max_retention_drop: float | None = Field(

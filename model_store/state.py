@@ -58,13 +58,14 @@ class ModelState:
         self.version = 0
 
     @torch.no_grad()
-    def apply(self, update_id: int) -> int:
-        """Add an update's delta to the live rows; returns how many rows changed."""
+    def apply(self, update_id: int, rows: Rows | None = None) -> int:
+        """Add an update's delta (read from the store unless given) to the live rows in place;
+        returns how many rows changed."""
         changed = 0
-        for layer, (slots, delta) in self.store.load(update_id).items():
+        for layer, (slots, delta) in (rows or self.store.load(update_id)).items():
             values = self.memories[layer].values
             slots = slots.to(values.device)
-            values[slots] += delta.to(values.device)
+            values.index_add_(0, slots, delta.to(values.device))  # one pass; slots never repeat
             changed += len(slots)
         self.active = sorted([*self.active, update_id])
         return changed
