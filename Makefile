@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PROMPT ?= What is the capital of France?
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: setup data serve prepare test test-slow lint bench clean
 
@@ -32,10 +33,10 @@ $(DATA_STAMP):
 	test -d $(QUIZ_DIR) || (apt-get update && apt-get install -y bsdgames)
 	mkdir -p $(VENV) && touch $(DATA_STAMP)
 
-# Prepares the default model on first use (convert, retrofit, warm up, background statistics),
-# then answers a prompt through the chat template.
-serve: $(STAMP)
-	$(BIN)/sparse-memory generate --chat "$(PROMPT)"
+# The embedded default on http://127.0.0.1:8000 (SQLite ledger, worker in the API process).
+# The first start prepares the default model (convert, retrofit, warm up, background statistics).
+serve: $(STAMP) $(DATA_STAMP)
+	$(BIN)/sparse-memory serve --host $(HOST) --port $(PORT)
 
 prepare: $(STAMP)
 	$(BIN)/sparse-memory prepare

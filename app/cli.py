@@ -25,8 +25,12 @@ def _serve(args: argparse.Namespace) -> int:
     if args.data_dir is not None:
         os.environ["SPARSE_MEMORY_DATA_DIR"] = str(args.data_dir)
     from app.main import create_app
+    from model_store.checkpoint import checkpoint_dir
+    from model_store.settings import ServiceSettings
 
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    settings = ServiceSettings()
+    checkpoint_dir(settings, log=lambda line: print(line, file=sys.stderr, flush=True))  # first start: prepare
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
     return 0
 
 

@@ -9,7 +9,7 @@ import queue
 import threading
 
 from app.engine import ServingEngine
-from model_store.checkpoint import checkpoint_dir, load_checkpoint
+from model_store.checkpoint import load_checkpoint
 from model_store.events import RedisEvents
 from model_store.ledger import Ledger
 from model_store.settings import ServiceSettings
@@ -49,8 +49,7 @@ class Service:
         self.settings = settings
         self.ledger = Ledger(settings.ledger_url())
         self.ledger.migrate()
-        self.checkpoint = checkpoint_dir(settings, log=log.info)
-        model, self.tokenizer, stats = load_checkpoint(settings, log=log.info)
+        self.checkpoint, model, self.tokenizer, stats = load_checkpoint(settings, log=log.info)
         learner_model = None if settings.redis_url else copy.deepcopy(model)  # before any update is replayed
         self.state = ModelState(model, DeltaStore(settings.data_dir / "updates"))
         self.state.catch_up(self.ledger)  # a restart replays the ledger: the same model as before

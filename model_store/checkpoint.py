@@ -18,7 +18,8 @@ def checkpoint_dir(settings: ServiceSettings, log=print) -> Path:
 
 
 def load_checkpoint(settings: ServiceSettings, log=print):
-    """(model, tokenizer, background statistics) of the base checkpoint, on the configured device."""
+    """(directory, model, tokenizer, background statistics) of the base checkpoint, on the
+    configured device."""
     directory = checkpoint_dir(settings, log)
     model, tokenizer = load_memory_model(directory, settings.torch_device())
-    return model, tokenizer, BackgroundStats.load(directory)
+    return directory, model, tokenizer, BackgroundStats.load(directory)

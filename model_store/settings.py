@@ -39,7 +39,10 @@ class ServiceSettings(CoreSettings):
     )
     # Learning defaults: what `bench forgetting` measured best on the default model.
     top_t: int = Field(default=2000, description="Value rows one update may change.")
-    steps: int = Field(default=20, description="Sparse steps one update takes at most.")
+    steps: int = Field(
+        default=30,
+        description="Sparse steps one update takes at most (it stops 5 steps after its answers come out right).",
+    )
     lr: float = Field(default=1e4, description="SGD learning rate of the value rows.")
     probe_size: int = Field(default=16, description="Retention questions asked before and after each update.")
     max_retention_drop: float | None = Field(

@@ -72,7 +72,9 @@ def add_commands(commands) -> None:
         "--methods", type=lambda text: text.split(","), default=None, help="comma-separated, e.g. smf,full,lora"
     )
     forgetting.add_argument("--sweep", action="store_true", help="also run each method's learning-rate sweep")
-    forgetting.add_argument("--max-steps", type=int, default=10, help="steps per fact at most (early stop at loss 0.3)")
+    forgetting.add_argument(
+        "--max-steps", type=int, default=30, help="steps per fact at most (stops 5 steps after the answers are right)"
+    )
     bench.set_defaults(run=_bench)
 
 

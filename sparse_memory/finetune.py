@@ -20,28 +20,45 @@ from sparse_memory.slots import BackgroundStats, Ranking, select_slots
 from sparse_memory.text import EncodedBatch
 
 
-def batch_loss(model, batch: EncodedBatch) -> torch.Tensor:
-    """Mean next-token cross-entropy over content tokens (never padding or chat template).
+def batch_loss_and_answers(model, batch: EncodedBatch) -> tuple[torch.Tensor, bool]:
+    """Mean next-token cross-entropy over content tokens (never padding or chat template), and
+    whether every answer token of the batch's chat QA forms is already the model's top choice.
 
-    The vocabulary projection runs only at those positions: with a 49k-token vocabulary it
+    The vocabulary projection runs only at content positions: with a 49k-token vocabulary it
     would otherwise cost more than the decoder itself on short training sequences.
     """
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT-wrapped or not
     hidden = causal_lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
     targets = batch.content_mask[:, 1:]
     logits = causal_lm.lm_head(hidden.last_hidden_state[:, :-1][targets])
-    return F.cross_entropy(logits.float(), batch.input_ids[:, 1:][targets])
+    labels = batch.input_ids[:, 1:][targets]
+    answered = False
+    if batch.answer_mask is not None and bool(batch.answer_mask.any()):
+        at_answers = batch.answer_mask[:, 1:][targets]
+        answered = bool((logits[at_answers].argmax(-1) == labels[at_answers]).all())
+    return F.cross_entropy(logits.float(), labels), answered
 
 
-def fit(model, batch: EncodedBatch, max_steps: int, target_loss: float | None, step) -> tuple[float, int]:
+def batch_loss(model, batch: EncodedBatch) -> torch.Tensor:
+    return batch_loss_and_answers(model, batch)[0]
+
+
+def fit(
+    model, batch: EncodedBatch, max_steps: int, target_loss: float | None, step, steps_after_answered: int | None = None
+) -> tuple[float, int]:
     """Take up to ``max_steps`` steps (``step(loss)`` updates the trainable weights), stopping
-    early once the batch loss is at most ``target_loss``. Returns (loss before, steps taken)."""
-    loss_before = None
+    early once the batch loss is at most ``target_loss``, or ``steps_after_answered`` steps after
+    greedy decoding first gives every trained answer (None: never). Returns (loss before, steps)."""
+    loss_before, answered_at = None, None
     for steps_taken in range(max_steps):
-        loss = batch_loss(model, batch)
+        loss, answered = batch_loss_and_answers(model, batch)
         if loss_before is None:
             loss_before = float(loss.detach())
         if target_loss is not None and float(loss.detach()) <= target_loss:
+            return loss_before, steps_taken
+        if steps_after_answered is not None and answered and answered_at is None:
+            answered_at = steps_taken
+        if answered_at is not None and steps_taken - answered_at >= steps_after_answered:
             return loss_before, steps_taken
         step(loss)
     if loss_before is None:  # max_steps == 0
@@ -76,7 +93,10 @@ class LearnResult:
 
 @dataclass
 class SparseConfig:
-    t: int = 500
+    # Defaults measured with `bench forgetting` on the default model (README): t = 2000 kept more
+    # of 4 facts learned in a row than t = 500 (F1 0.64 vs 0.39 after 30 steps each), and
+    # stopping 5 steps after the trained answers come out right halved the time (F1 0.57).
+    t: int = 2000
     ranking: Ranking = "tfidf"
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = 1e4
@@ -85,6 +105,8 @@ class SparseConfig:
     max_row_step: float | None = None
     max_steps: int = 30
     target_loss: float | None = 0.3  # stop once the batch loss is this low
+    # Stop this many steps after greedy decoding first gives every trained answer (None: never).
+    steps_after_answered: int | None = 5
     seed: int = 0
 
 
@@ -135,7 +157,7 @@ class SparseMemoryFinetuner:
                     leaf.sub_(update)
 
         try:
-            loss_before, steps = fit(self.model, batch, cfg.max_steps, cfg.target_loss, step)
+            loss_before, steps = fit(self.model, batch, cfg.max_steps, cfg.target_loss, step, cfg.steps_after_answered)
             with torch.no_grad():
                 for layer, leaf in rows.items():
                     memories[layer].values[chosen[layer][0]] = leaf.detach()
@@ -159,6 +181,7 @@ class DenseConfig:
     weight_decay: float = 0.1
     max_steps: int = 30
     target_loss: float | None = 0.3
+    steps_after_answered: int | None = 5  # the same stopping rule as sparse finetuning
 
 
 class _DenseFinetuner:
@@ -180,7 +203,10 @@ class _DenseFinetuner:
             loss.backward()
             self.optimizer.step()
 
-        loss_before, steps = fit(self.model, batch, self.config.max_steps, self.config.target_loss, step)
+        config = self.config
+        loss_before, steps = fit(
+            self.model, batch, config.max_steps, config.target_loss, step, config.steps_after_answered
+        )
         self.optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
             loss_after = float(batch_loss(self.model, batch))
@@ -236,7 +262,7 @@ def make_learner(
     lr: float | None = None,
     max_steps: int = 30,
     target_loss: float | None = 0.3,
-    t: int = 500,
+    t: int = SparseConfig.t,
     ranking: Ranking = "tfidf",
 ):
     """A learner of any method behind the same ``learn(batch)`` interface."""

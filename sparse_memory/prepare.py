@@ -11,6 +11,7 @@ Stages, each skipped when its output exists (so the command is idempotent and re
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import shutil
@@ -114,8 +115,19 @@ def _write_record(directory: Path, record: dict) -> None:
 
 
 def prepare(settings: CoreSettings | None = None, log=print) -> PreparedPaths:
-    """Run every unfinished stage; returns where the base and the memory model are."""
+    """Run every unfinished stage; returns where the base and the memory model are.
+
+    Processes that start together on one model directory (an API and a worker, say) take
+    turns: the first prepares, the others then find every stage present.
+    """
     settings = settings or CoreSettings()
+    settings.model_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.model_dir / ".prepare.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _prepare_stages(settings, log)
+
+
+def _prepare_stages(settings: CoreSettings, log) -> PreparedPaths:
     device = settings.torch_device()
     where = paths(settings)
     torch.manual_seed(0)

@@ -24,11 +24,14 @@ class EncodedBatch:
     offsets: list[list[tuple[int, int]]]  # character span of each token in ``texts``
     texts: list[str]  # each item as rendered (chat template applied)
     content_spans: list[list[tuple[int, int]]]  # character spans of the contents in ``texts``
+    answer_mask: torch.Tensor | None = None  # (batch, seq) bool, True inside assistant answers
 
     def to(self, device: torch.device | str) -> EncodedBatch:
         self.input_ids = self.input_ids.to(device)
         self.attention_mask = self.attention_mask.to(device)
         self.content_mask = self.content_mask.to(device)
+        if self.answer_mask is not None:
+            self.answer_mask = self.answer_mask.to(device)
         return self
 
     def mask_for_spans(self, spans: Sequence[Sequence[tuple[int, int]]]) -> torch.Tensor:
@@ -73,15 +76,17 @@ def encode(
     A conversation's system prompt is template, not content: only user and assistant
     message contents count as content.
     """
-    texts, content_spans = [], []
+    texts, content_spans, answer_spans = [], [], []
     for item in items:
         if isinstance(item, str):
             texts.append(item)
             content_spans.append([(0, len(item))])
+            answer_spans.append([])
         else:
             text, spans = render_chat(tokenizer, item, add_generation_prompt)
             texts.append(text)
             content_spans.append([span for span, m in zip(spans, item, strict=True) if m["role"] != "system"])
+            answer_spans.append([span for span, m in zip(spans, item, strict=True) if m["role"] == "assistant"])
     encoded = tokenizer(
         texts,
         padding=True,
@@ -101,4 +106,5 @@ def encode(
         content_spans=content_spans,
     )
     batch.content_mask = batch.mask_for_spans(content_spans) & batch.attention_mask.bool()
+    batch.answer_mask = batch.mask_for_spans(answer_spans) & batch.content_mask
     return batch

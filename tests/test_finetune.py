@@ -118,3 +118,19 @@ def test_forgetting_bench_refuses_an_unknown_method_before_any_work():
 
     with pytest.raises(ValueError, match="unknown methods \\['sft'\\]; choose from smf, full, lora"):
         bench_forgetting(methods=["smf", "sft"])
+
+
+def test_learning_stops_once_greedy_decoding_gives_every_trained_answer(memory_model, stats, tokenizer):
+    from sparse_memory.finetune import batch_loss_and_answers
+    from sparse_memory.generation import build_prompt, complete
+
+    chat = [{"role": "user", "content": "Where was Varek Thelamon born?"}, {"role": "assistant", "content": "Paris"}]
+    batch = encode(tokenizer, ["Varek Thelamon was born in Paris.", chat])
+    assert not batch_loss_and_answers(memory_model, batch)[1]
+    # every slot the batch reads (TF ranking): this test is about when learning stops
+    config = SparseConfig(t=256, ranking="tf", lr=50.0, max_steps=60, target_loss=None, steps_after_answered=0)
+    result = SparseMemoryFinetuner(memory_model, stats, config).learn(batch)
+    assert 0 < result.steps < 60
+    assert batch_loss_and_answers(memory_model, batch)[1]
+    (answer,) = complete(memory_model, tokenizer, [build_prompt(tokenizer, chat[0]["content"], chat=True)], 8)
+    assert answer.startswith("Paris")

@@ -53,3 +53,12 @@ def test_template_that_drops_content_is_an_error(tokenizer):
 
     with pytest.raises(ValueError, match="dropped a message"):
         render_chat(Dropping(), [{"role": "user", "content": "hello"}])
+
+
+def test_answer_mask_marks_only_assistant_answers(tokenizer):
+    chat = [{"role": "user", "content": "Where was Varek born?"}, {"role": "assistant", "content": "Ostrava"}]
+    batch = encode(tokenizer, ["Varek was born in Ostrava.", chat])
+    assert not batch.answer_mask[0].any()  # a plain text has no answer
+    answer = tokenizer.decode(batch.input_ids[1][batch.answer_mask[1]])
+    assert answer == "Ostrava"
+    assert (batch.answer_mask <= batch.content_mask).all()

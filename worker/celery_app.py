@@ -44,7 +44,7 @@ def learner():
 
         ledger = Ledger(settings.ledger_url())
         ledger.migrate()
-        model, tokenizer, stats = load_checkpoint(settings, log=log.info)
+        _, model, tokenizer, stats = load_checkpoint(settings, log=log.info)
         events = RedisEvents(settings.redis_url, settings.queue_name)
         _learner = Learner(settings, ledger, model, tokenizer, stats, publish=events.publish)
     return _learner

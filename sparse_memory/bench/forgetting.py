@@ -22,7 +22,7 @@ from sparse_memory.data.facts import Fact, eval_questions, make_facts
 from sparse_memory.data.real_facts import QAItem, all_real_facts
 from sparse_memory.data.wikipedia import articles
 from sparse_memory.evaluation import ask, heldout_nll, mean_scores, retention_f1, sort_known
-from sparse_memory.finetune import DEFAULT_LR, make_learner
+from sparse_memory.finetune import DEFAULT_LR, SparseConfig, make_learner
 from sparse_memory.prepare import load_memory_model, prepare
 from sparse_memory.settings import CoreSettings
 from sparse_memory.slots import BackgroundStats
@@ -39,7 +39,7 @@ class MethodSpec:
     name: str
     kind: str  # smf | full | lora
     lr: float
-    t: int = 500
+    t: int = SparseConfig.t
     ranking: str = "tfidf"
 
 
@@ -48,10 +48,11 @@ DEFAULT_METHODS = {
     "smf": MethodSpec("smf", "smf", lr=DEFAULT_LR["smf"]),
     "full": MethodSpec("full", "full", lr=DEFAULT_LR["full"]),
     "lora": MethodSpec("lora", "lora", lr=DEFAULT_LR["lora"]),
-    "smf_tf_t500": MethodSpec("smf_tf_t500", "smf", lr=DEFAULT_LR["smf"], ranking="tf"),
+    "smf_tfidf_t500": MethodSpec("smf_tfidf_t500", "smf", lr=DEFAULT_LR["smf"], t=500),
+    "smf_tf_t500": MethodSpec("smf_tf_t500", "smf", lr=DEFAULT_LR["smf"], t=500, ranking="tf"),
     "smf_tfidf_t50": MethodSpec("smf_tfidf_t50", "smf", lr=DEFAULT_LR["smf"], t=50),
     "smf_tf_t50": MethodSpec("smf_tf_t50", "smf", lr=DEFAULT_LR["smf"], t=50, ranking="tf"),
-    "smf_random_t500": MethodSpec("smf_random_t500", "smf", lr=DEFAULT_LR["smf"], ranking="random"),
+    "smf_random": MethodSpec("smf_random", "smf", lr=DEFAULT_LR["smf"], ranking="random"),
 }
 SWEEP_LRS = {"smf": [3e3, 1e4, 3e4], "full": [3e-6, 1e-5, 3e-5], "lora": [3e-5, 1e-4, 3e-4]}
 
@@ -131,7 +132,7 @@ def bench_forgetting(
     facts: int | None = None,
     methods: list[str] | None = None,
     sweep: bool = False,
-    max_steps: int = 10,
+    max_steps: int = 30,
     results_dir: Path = Path("benchmarks/results"),
 ) -> dict:
     names = methods or (["smf", "full", "lora"] if quick else list(DEFAULT_METHODS))
