@@ -76,7 +76,14 @@ class ServingEngine:
         return job.future
 
     def request_catch_up(self, _version: int | None = None) -> None:
-        """Read the ledger for new events before the next batch (called on an event or a rollback)."""
+        """Read the ledger for new events before the next batch (called on an event or a rollback).
+
+        The new deltas are read here, on the caller's thread, so decoding pauses only for the
+        in-place write of the rows."""
+        try:
+            self.state.prefetch(self.ledger)
+        except Exception:  # the swap reads them itself then
+            log.warning("prefetching update deltas failed", exc_info=True)
         self._catch_up_wanted.set()
         self._jobs.put(None)  # wake the loop if it is waiting for work
 

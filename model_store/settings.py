@@ -38,7 +38,7 @@ class ServiceSettings(CoreSettings):
         default=None, description="A saved memory model directory to serve; default: the prepared default model."
     )
     # Learning defaults: what `bench forgetting` measured best on the default model.
-    top_t: int = Field(default=2000, description="Value rows one update may change.")
+    top_t: int = Field(default=500, description="Value rows one update may change.")
     steps: int = Field(
         default=30,
         description="Sparse steps one update takes at most (it stops 5 steps after its answers come out right).",

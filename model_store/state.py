@@ -56,13 +56,22 @@ class ModelState:
         self.base = {layer: memory.values.detach().clone() for layer, memory in self.memories.items()}
         self.active: list[int] = []  # applied update ids, ascending
         self.version = 0
+        self._prefetched: dict[int, Rows] = {}  # deltas read ahead of their swap
+
+    def prefetch(self, ledger) -> None:
+        """Read the deltas of new apply events now (any thread), so that the swap itself, on the
+        thread that serves, is only the in-place write of the rows."""
+        for event in ledger.events_after(self.version):
+            if event.action == "apply" and event.update_id not in self._prefetched:
+                self._prefetched[event.update_id] = self.store.load(event.update_id)
 
     @torch.no_grad()
     def apply(self, update_id: int, rows: Rows | None = None) -> int:
         """Add an update's delta (read from the store unless given) to the live rows in place;
         returns how many rows changed."""
         changed = 0
-        for layer, (slots, delta) in (rows or self.store.load(update_id)).items():
+        rows = rows or self._prefetched.pop(update_id, None) or self.store.load(update_id)
+        for layer, (slots, delta) in rows.items():
             values = self.memories[layer].values
             slots = slots.to(values.device)
             values.index_add_(0, slots, delta.to(values.device))  # one pass; slots never repeat

@@ -106,3 +106,23 @@ def retrofit_copy(model, state):
         for layer, memory in twin.memory_layers().items():
             memory.values.copy_(state.base[layer])
     return twin
+
+
+def test_a_prefetched_delta_gives_the_same_rows(memory_model, tmp_path):
+    store = DeltaStore(tmp_path)
+    state = ModelState(memory_model, store)
+    layer, memory = next(iter(state.memories.items()))
+    store.save(1, {layer: random_rows(*memory.values.shape[:1], 60, memory.values.shape[1], seed=1)})
+
+    class OneEvent:
+        def events_after(self, version):
+            return [type("Event", (), {"version": version + 1, "update_id": 1, "action": "apply"})()]
+
+    state.prefetch(OneEvent())
+    assert 1 in state._prefetched
+    state.apply(1)
+    assert 1 not in state._prefetched  # used once, then dropped
+    expected = state.base[layer].clone()
+    slots, delta = store.load(1)[layer]
+    expected[slots] += delta
+    assert torch.equal(memory.values, expected)
