@@ -136,3 +136,46 @@ def test_an_update_that_forgets_the_probe_is_rejected_and_never_served(tiny_chec
         assert (now["state_hash"] == served["state_hash"]) == (status == "rejected")
         answer = client.post("/generate", json=QUESTION | {"max_new_tokens": 24}).json()["text"]
         assert (answer == known) == (status == "rejected")
+
+
+def last_line(capsys) -> str:
+    """The command's own output: uvicorn's access log shares stdout in this process."""
+    return capsys.readouterr().out.strip().splitlines()[-1]
+
+
+def test_command_line_client_against_a_running_server(tiny_checkpoint, tmp_path, capsys):
+    import json
+    import socket
+    import threading
+
+    import uvicorn
+
+    from app.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings_for(tiny_checkpoint, tmp_path)), port=port))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+            time.sleep(0.05)
+        url = ["--url", f"http://127.0.0.1:{port}"]
+        qa = f"{FACT['qa'][0]['question']}={FACT['qa'][0]['answer']}"
+        assert main(["learn", FACT["text"], "--qa", qa, "--wait", *url]) == 0
+        update = json.loads(last_line(capsys))
+        assert update["status"] == "applied"
+        main(["ask", FACT["qa"][0]["question"], "--max-new-tokens", "8", *url])
+        assert "Ostrava" in capsys.readouterr().out
+        main(["updates", *url])
+        assert f"{update['id']:>5}  applied" in capsys.readouterr().out
+        main(["rollback", str(update["id"]), *url])
+        assert json.loads(last_line(capsys))["status"] == "rolled_back"
+        with pytest.raises(SystemExit, match="409"):
+            main(["rollback", str(update["id"]), *url])
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
