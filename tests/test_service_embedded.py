@@ -53,6 +53,12 @@ def test_learn_ask_audit_roll_back_and_restart(tiny_checkpoint, tmp_path):
 
         answer = client.post("/generate", json=QUESTION).json()
         assert "Ostrava" in answer["text"] and answer["model_version"] == update["model_version"]
+        # A learn task delivered again (acks_late after a crash) finds the update finished.
+        learner = client.app.state.service.local_worker.learner
+        hash_before = learner.state.state_hash()
+        assert learner.process(update["id"]).status == "applied"
+        assert learner.state.state_hash() == hash_before and client.get("/updates").json()["total"] == 1
+        assert client.get("/model").json()["model_version"] == update["model_version"]
         listing = client.get("/updates", params={"status": "applied"}).json()
         assert listing["total"] == 1 and listing["items"][0]["id"] == update["id"]
 
