@@ -27,6 +27,7 @@ STATUSES = ("queued", "running", "applied", "failed", "rejected", "rolled_back")
 FINISHED = ("applied", "failed", "rejected", "rolled_back")
 EVENT_LOCK_KEY = 7_304_221  # PostgreSQL advisory lock: writers of model_events
 LEARNER_LOCK_KEY = 7_304_222  # PostgreSQL advisory lock: the one learner per model
+MIGRATION_LOCK_KEY = 7_304_223  # PostgreSQL advisory lock: one process migrates at a time
 
 
 def utcnow() -> datetime:
@@ -92,10 +93,36 @@ class Ledger:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (a no-op when it is there)."""
+        """Bring the schema to the newest Alembic revision (a no-op when it is there).
+
+        API and worker processes start together: they take turns, so only the first creates
+        the tables and the others find them at the newest revision."""
         from model_store.migrate import upgrade
 
-        upgrade(self.url)
+        with self._exclusive("migrate", MIGRATION_LOCK_KEY):
+            upgrade(self.url)
+
+    @contextlib.contextmanager
+    def _exclusive(self, name: str, key: int, lock_dir: Path | None = None) -> Iterator[None]:
+        """A lock across processes: a file lock beside a SQLite ledger, else a PostgreSQL
+        advisory lock held on a connection of its own."""
+        if self.is_sqlite:
+            directory = lock_dir or Path(self.url.removeprefix("sqlite:///")).parent
+            directory.mkdir(parents=True, exist_ok=True)
+            with open(directory / f"{name}.lock", "w") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+        with self.engine.connect() as connection:
+            connection.execute(select(func.pg_advisory_lock(key)))
+            try:
+                yield
+            finally:
+                connection.execute(select(func.pg_advisory_unlock(key)))
+                connection.commit()
 
     @contextlib.contextmanager
     def _writing_events(self) -> Iterator[Session]:
@@ -194,22 +221,6 @@ class Ledger:
             return int(session.scalar(select(func.coalesce(func.max(ModelEvent.version), 0))))
 
     # -- the learner lock ------------------------------------------------------------------
-    @contextlib.contextmanager
-    def learner_lock(self, lock_dir: Path) -> Iterator[None]:
+    def learner_lock(self, lock_dir: Path):
         """One learner per model across processes: updates are learned one at a time, in id order."""
-        if self.is_sqlite:
-            lock_dir.mkdir(parents=True, exist_ok=True)
-            with open(lock_dir / "learner.lock", "w") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
-            return
-        with self.engine.connect() as connection:
-            connection.execute(select(func.pg_advisory_lock(LEARNER_LOCK_KEY)))
-            try:
-                yield
-            finally:
-                connection.execute(select(func.pg_advisory_unlock(LEARNER_LOCK_KEY)))
-                connection.commit()
+        return self._exclusive("learner", LEARNER_LOCK_KEY, lock_dir)

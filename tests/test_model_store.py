@@ -126,3 +126,18 @@ def test_a_prefetched_delta_gives_the_same_rows(memory_model, tmp_path):
     slots, delta = store.load(1)[layer]
     expected[slots] += delta
     assert torch.equal(memory.values, expected)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_processes_starting_together_migrate_one_at_a_time(backend, request, tmp_path):
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    script = "import sys; from model_store.ledger import Ledger; Ledger(sys.argv[1]).migrate()"
+    processes = [subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE) for _ in range(4)]
+    errors = [p.communicate(timeout=120)[1].decode() for p in processes]
+    assert [p.returncode for p in processes] == [0] * 4, errors
+    ledger = Ledger(url)
+    assert ledger.create_update(document(), {}).id == 1  # one schema, usable
+    ledger.engine.dispose()
