@@ -142,6 +142,10 @@ def test_an_update_that_forgets_the_probe_is_rejected_and_never_served(tiny_chec
         assert (now["state_hash"] == served["state_hash"]) == (status == "rejected")
         answer = client.post("/generate", json=QUESTION | {"max_new_tokens": 24}).json()["text"]
         assert (answer == known) == (status == "rejected")
+        # The next update starts from the model the probe just scored: its "before" is that score.
+        following = wait_applied(client, client.post("/learn", json={"documents": [FACT]}).json()["update_id"])
+        expected = update["probe"]["after"] if status == "applied" else update["probe"]["before"]
+        assert following["probe"]["before"] == expected
 
 
 def last_line(capsys) -> str:

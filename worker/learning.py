@@ -108,7 +108,9 @@ class Learner:
             result = finetuner.learn(batch)
             old_rows = {layer: (rows.slots, rows.old_rows) for layer, rows in result.rows.items()}
             deltas = {layer: (rows.slots, rows.delta) for layer, rows in result.rows.items()}
-            probe_after = self._probe_score_of_trained()
+            # The probe asks the model every replica will serve: base rows + the stored delta.
+            self._restore({layer: (slots, old_rows[layer][1] + delta) for layer, (slots, delta) in deltas.items()})
+            probe_after = retention_f1(self.model, self.tokenizer, self.probe) if self.probe else None
             self._restore(old_rows)  # the model moves only by replaying the ledger
             self.state.store.save(update.id, deltas)
             probe = None
@@ -134,16 +136,13 @@ class Learner:
             log.exception("update %s failed", update.id)
             self._restore(old_rows)
             return self.ledger.finish(update.id, "failed", error=f"{type(error).__name__}: {error}")
+        if finished.status == "applied" and finished.model_version == self.state.version + 1 and probe is not None:
+            self._probe_scores[finished.model_version] = probe["after"]  # the next update's "before"
         self.state.catch_up(self.ledger)
         if finished.status == "applied":
             self.publish(finished.model_version)
         log.info("update %s %s in %.1f s", update.id, finished.status, time.perf_counter() - started)
         return finished
-
-    def _probe_score_of_trained(self) -> float | None:
-        if not self.probe:
-            return None
-        return retention_f1(self.model, self.tokenizer, self.probe)
 
     @torch.no_grad()
     def _restore(self, old_rows: dict) -> None:
