@@ -68,7 +68,7 @@ class ServingEngine:
 
     def stop(self) -> None:
         self._stop.set()
-        self._catch_up_wanted.set()
+        self._jobs.put(None)  # wake the loop
         self._thread.join(timeout=30)
 
     def submit(self, job: GenerationJob) -> Future:
