@@ -56,7 +56,6 @@ class ServingEngine:
         self._version_changed = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="serving-engine", daemon=True)
-        self.swaps: list[dict] = []  # recent swaps, for metrics: versions and milliseconds
         self.tokens_generated = 0
 
     @property
@@ -123,13 +122,11 @@ class ServingEngine:
 
     def _catch_up(self) -> None:
         try:
-            started = time.perf_counter()
             applied = self.state.catch_up(self.ledger)
         except Exception:  # the ledger is unreachable for a moment: keep serving, retry on the next poll
             log.warning("catching up with the ledger failed", exc_info=True)
             return
         if applied:
-            self.swaps = [*self.swaps[-99:], {"versions": applied, "ms": (time.perf_counter() - started) * 1000}]
             log.info("model now at version %s", self.state.version)
             with self._version_changed:
                 self._version_changed.notify_all()

@@ -70,7 +70,8 @@ class ModelState:
         """Add an update's delta (read from the store unless given) to the live rows in place;
         returns how many rows changed."""
         changed = 0
-        rows = rows or self._prefetched.pop(update_id, None) or self.store.load(update_id)
+        prefetched = self._prefetched.pop(update_id, None)
+        rows = rows or prefetched or self.store.load(update_id)
         for layer, (slots, delta) in rows.items():
             values = self.memories[layer].values
             slots = slots.to(values.device)

@@ -109,9 +109,9 @@ class Learner:
             old_rows = {layer: (rows.slots, rows.old_rows) for layer, rows in result.rows.items()}
             deltas = {layer: (rows.slots, rows.delta) for layer, rows in result.rows.items()}
             # The probe asks the model every replica will serve: base rows + the stored delta.
-            self._restore({layer: (slots, old_rows[layer][1] + delta) for layer, (slots, delta) in deltas.items()})
+            self._write_rows({layer: (slots, old_rows[layer][1] + delta) for layer, (slots, delta) in deltas.items()})
             probe_after = retention_f1(self.model, self.tokenizer, self.probe) if self.probe else None
-            self._restore(old_rows)  # the model moves only by replaying the ledger
+            self._write_rows(old_rows)  # the model moves only by replaying the ledger
             self.state.store.save(update.id, deltas)
             probe = None
             status = "applied"
@@ -134,7 +134,7 @@ class Learner:
             )
         except Exception as error:  # recorded on the update; the model stays as the ledger says
             log.exception("update %s failed", update.id)
-            self._restore(old_rows)
+            self._write_rows(old_rows)
             return self.ledger.finish(update.id, "failed", error=f"{type(error).__name__}: {error}")
         if finished.status == "applied" and finished.model_version == self.state.version + 1 and probe is not None:
             self._probe_scores[finished.model_version] = probe["after"]  # the next update's "before"
@@ -145,6 +145,7 @@ class Learner:
         return finished
 
     @torch.no_grad()
-    def _restore(self, old_rows: dict) -> None:
-        for layer, (slots, rows) in old_rows.items():
+    def _write_rows(self, rows_by_layer: dict) -> None:
+        """Set value rows in place: layer -> (slots, rows)."""
+        for layer, (slots, rows) in rows_by_layer.items():
             self.state.memories[layer].values[slots] = rows
