@@ -22,6 +22,7 @@ import httpx
 import torch
 from tqdm.auto import tqdm
 
+from model_store.ledger import PENDING
 from model_store.settings import ServiceSettings
 from model_store.state import DeltaStore, ModelState
 from sparse_memory.data.facts import eval_questions, make_facts, statements, training_questions
@@ -146,7 +147,7 @@ def _learn_and_ask(url: str, facts) -> dict:
         question = eval_questions(fact)[0]  # a phrasing that was never trained on
         started = time.perf_counter()
         update_id = client.post("/learn", json={"documents": [document]}).json()["update_id"]
-        while (update := client.get(f"/updates/{update_id}").json())["status"] in ("queued", "running"):
+        while (update := client.get(f"/updates/{update_id}").json())["status"] in PENDING:
             time.sleep(0.1)
         if update["status"] == "applied":
             while client.get("/model").json()["model_version"] < update["model_version"]:

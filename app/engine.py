@@ -58,10 +58,6 @@ class ServingEngine:
         self._thread = threading.Thread(target=self._run, name="serving-engine", daemon=True)
         self.tokens_generated = 0
 
-    @property
-    def version(self) -> int:
-        return self.state.version
-
     def start(self) -> None:
         self._thread.start()
 

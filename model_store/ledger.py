@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 STATUSES = ("queued", "running", "applied", "failed", "rejected", "rolled_back")
+PENDING = ("queued", "running")  # not learned yet (running: maybe left by a worker that died)
 FINISHED = ("applied", "failed", "rejected", "rolled_back")
 EVENT_LOCK_KEY = 7_304_221  # PostgreSQL advisory lock: writers of model_events
 LEARNER_LOCK_KEY = 7_304_222  # PostgreSQL advisory lock: the one learner per model
@@ -165,7 +166,7 @@ class Ledger:
     def next_queued(self, up_to: int | None = None) -> Update | None:
         """The oldest update still waiting (or left running by a worker that died)."""
         with self.sessions() as session:
-            query = select(Update).where(Update.status.in_(("queued", "running")))
+            query = select(Update).where(Update.status.in_(PENDING))
             if up_to is not None:
                 query = query.where(Update.id <= up_to)
             return session.scalars(query.order_by(Update.id).limit(1)).first()
@@ -173,7 +174,7 @@ class Ledger:
     def pending_ids(self) -> list[int]:
         """Updates not finished yet, oldest first."""
         with self.sessions() as session:
-            query = select(Update.id).where(Update.status.in_(("queued", "running"))).order_by(Update.id)
+            query = select(Update.id).where(Update.status.in_(PENDING)).order_by(Update.id)
             return list(session.scalars(query))
 
     def mark_running(self, update_id: int) -> None:
