@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field
 
+from sparse_memory.finetune import SparseConfig
 from sparse_memory.settings import PROJECT_ROOT, CoreSettings
 
 
@@ -44,6 +45,13 @@ class ServiceSettings(CoreSettings):
         description="Sparse steps one update takes at most (it stops 5 steps after its answers come out right).",
     )
     lr: float = Field(default=1e4, description="SGD learning rate of the value rows.")
+    written_factor: float = Field(
+        default=SparseConfig.written_factor,
+        ge=0.0,
+        le=1.0,
+        description="Ranking-score factor of slots that active updates wrote: 0 never rewrites them "
+        "(earlier facts are kept), 1 is the paper's ranking.",
+    )
     probe_size: int = Field(default=16, description="Retention questions asked before and after each update.")
     max_retention_drop: float | None = Field(
         default=None,

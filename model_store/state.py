@@ -55,6 +55,8 @@ class ModelState:
         # The base rows, for rollbacks; only the value tables ever change.
         self.base = {layer: memory.values.detach().clone() for layer, memory in self.memories.items()}
         self.active: list[int] = []  # applied update ids, ascending
+        # How many active updates wrote each slot: new updates spare written slots (SparseConfig).
+        self.write_counts = {layer: torch.zeros(len(base), dtype=torch.int32) for layer, base in self.base.items()}
         self.version = 0
         self._prefetched: dict[int, Rows] = {}  # deltas read ahead of their swap
 
@@ -76,6 +78,7 @@ class ModelState:
             values = self.memories[layer].values
             slots = slots.to(values.device)
             values.index_add_(0, slots, delta.to(values.device))  # one pass; slots never repeat
+            self.write_counts[layer][slots.cpu()] += 1
             changed += len(slots)
         self.active = sorted([*self.active, update_id])
         return changed
@@ -101,7 +104,12 @@ class ModelState:
         for layer, (slots, _) in touched.items():
             values = self.memories[layer].values
             values[slots.to(values.device)] = rows[layer].to(values.device)
+            self.write_counts[layer][slots] -= 1
         return sum(len(slots) for slots, _ in touched.values())
+
+    def written(self) -> dict[int, torch.Tensor]:
+        """Per memory layer, the slots that active updates wrote (bool, one per slot)."""
+        return {layer: counts > 0 for layer, counts in self.write_counts.items()}
 
     def replay(self, events) -> list[int]:
         """Apply ledger events in version order; returns the versions applied."""

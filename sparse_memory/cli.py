@@ -40,6 +40,8 @@ def _bench(args: argparse.Namespace) -> int:
     if args.name == "forgetting":
         options.update(facts=args.facts, methods=args.methods, sweep=args.sweep, max_steps=args.max_steps)
         options["results_dir"] = args.results_dir
+    elif args.name == "interference":
+        options["facts"] = args.facts
     result = run_benchmark(args.name, **options)
     if not args.quick:
         args.results_dir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +68,7 @@ def add_commands(commands) -> None:
     bench.add_argument(
         "--results-dir", type=Path, default=Path("benchmarks/results"), help="where the JSON result is saved"
     )
-    forgetting = bench.add_argument_group("bench forgetting")
+    forgetting = bench.add_argument_group("bench forgetting and interference")
     forgetting.add_argument("--facts", type=int, default=None, help="made-up facts to learn (default 100; quick 20)")
     forgetting.add_argument(
         "--methods", type=lambda text: text.split(","), default=None, help="comma-separated, e.g. smf,full,lora"

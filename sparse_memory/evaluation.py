@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from sparse_memory.data.augment import fact_items
 from sparse_memory.data.facts import Fact, eval_questions, statements
 from sparse_memory.data.real_facts import QAItem
 from sparse_memory.generation import build_prompt, complete
@@ -99,11 +100,7 @@ def addressing_report(
         selections.append(selected)
         conversations = [[{"role": "user", "content": q}] for q in eval_questions(fact)]
         batch = encode(tokenizer, conversations, add_generation_prompt=True).to(device)
-        name_spans = [
-            [s for s in find_spans(text, fact.subject) if any(a <= s[0] < b for a, b in spans)]
-            for text, spans in zip(batch.texts, batch.content_spans, strict=True)
-        ]
-        name_mask = batch.mask_for_spans(name_spans)
+        name_mask = _name_mask(batch, fact.subject)
         for layer, slots in model.memory_accesses(batch.input_ids, batch.attention_mask).items():
             in_selected = torch.zeros(n_slots, dtype=torch.bool, device=device)
             in_selected[selected[layer]] = True
@@ -122,3 +119,67 @@ def addressing_report(
         shared += float((common / sizes)[off_diagonal].sum())
         pairs += int(off_diagonal.sum())
     return AddressingReport(question_overlap=hits / max(reads, 1), cross_fact_overlap=shared / max(pairs, 1))
+
+
+@dataclass
+class InterferenceReport:
+    """Facts learned in sequence, seen through the slots their held-out questions read at the
+    person's name: on the fact's own selected slots, or on slots other facts selected."""
+
+    own_share: float  # share of name-token reads that land on the fact's own selected slots
+    foreign_per_read: float  # other facts' selections hit per name-token read (can exceed 1)
+    distinct_slots: int  # slots written by at least one fact
+    selected_slots: int  # slots selected, summed over facts
+
+
+@torch.no_grad()
+def interference_report(
+    model, tokenizer, stats: BackgroundStats, facts: Sequence[Fact], t: int, written_factor: float
+) -> InterferenceReport:
+    """Rank each fact's training batch in turn, as sequential learning would (slots earlier facts
+    selected count as written), without training: a forward pass per batch.
+
+    A question reads the rows its own fact wrote and, unavoidably, rows other facts wrote; the
+    more of the latter, the more later facts overwrite what earlier ones taught.
+    """
+    device = next(model.parameters()).device
+    n_slots = model.memory_config.n_slots
+    written = {layer: torch.zeros(n_slots, dtype=torch.bool) for layer in model.memory_config.layers}
+    times_selected = {layer: torch.zeros(n_slots, dtype=torch.long) for layer in model.memory_config.layers}
+    selections = []
+    for fact in tqdm(facts, desc=f"rank in sequence (factor {written_factor:g})", unit="fact", leave=False):
+        batch = encode(tokenizer, fact_items(fact)).to(device)
+        chosen = select_slots(model, batch, t, "tfidf", stats, written=written, written_factor=written_factor)
+        for layer, (slots, _) in chosen.items():
+            written[layer][slots.cpu()] = True
+            times_selected[layer][slots.cpu()] += 1
+        selections.append({layer: slots.cpu() for layer, (slots, _) in chosen.items()})
+    own, foreign, reads = 0, 0, 0
+    for fact, selected in zip(facts, selections, strict=True):
+        conversations = [[{"role": "user", "content": q}] for q in eval_questions(fact)]
+        batch = encode(tokenizer, conversations, add_generation_prompt=True).to(device)
+        name_mask = _name_mask(batch, fact.subject)
+        for layer, slots in model.memory_accesses(batch.input_ids, batch.attention_mask).items():
+            name_reads = slots[name_mask].cpu()
+            name_reads = name_reads[name_reads >= 0]
+            is_own = torch.zeros(n_slots, dtype=torch.bool)
+            is_own[selected[layer]] = True
+            others = times_selected[layer] - is_own.long()
+            own += int(is_own[name_reads].sum())
+            foreign += int(others[name_reads].sum())
+            reads += name_reads.numel()
+    return InterferenceReport(
+        own_share=own / max(reads, 1),
+        foreign_per_read=foreign / max(reads, 1),
+        distinct_slots=int(sum(int(w.sum()) for w in written.values())),
+        selected_slots=sum(int(s.numel()) for selected in selections for s in selected.values()),
+    )
+
+
+def _name_mask(batch, subject: str) -> torch.Tensor:
+    """Tokens of ``subject`` inside message contents (never in the chat template)."""
+    spans = [
+        [s for s in find_spans(text, subject) if any(a <= s[0] < b for a, b in content)]
+        for text, content in zip(batch.texts, batch.content_spans, strict=True)
+    ]
+    return batch.mask_for_spans(spans)

@@ -108,25 +108,49 @@ class SparseConfig:
     target_loss: float | None = 0.3  # stop once the batch loss is this low
     # Stop this many steps after greedy decoding first gives every trained answer (None: never).
     steps_after_answered: int | None = 5
+    # Slots an earlier update wrote have their ranking score multiplied by this (0: a later
+    # update never writes them again; 1: the paper's ranking). Made-up people's names share
+    # subword tokens, so their names read many of the same slots; without this, later facts
+    # overwrite the rows earlier facts' questions read (README, "Keeping earlier facts").
+    written_factor: float = 0.0
     seed: int = 0
 
 
 class SparseMemoryFinetuner:
-    """Trains only the top-t value rows of each memory layer on one batch at a time."""
+    """Trains only the top-t value rows of each memory layer on one batch at a time.
+
+    It remembers which slots its updates wrote (``written``, per layer; seed it with the slots
+    of updates made elsewhere) so that the ranking can spare them (``written_factor``).
+    """
 
     method = "smf"
 
-    def __init__(self, model, stats: BackgroundStats, config: SparseConfig | None = None):
+    def __init__(
+        self,
+        model,
+        stats: BackgroundStats,
+        config: SparseConfig | None = None,
+        written: dict[int, torch.Tensor] | None = None,
+    ):
         self.model = model
         self.stats = stats
         self.config = config or SparseConfig()
         self.generator = torch.Generator().manual_seed(self.config.seed)
+        n_slots = model.memory_config.n_slots
+        written = written or {}
+        self.written = {
+            layer: written[layer].clone().bool() if layer in written else torch.zeros(n_slots, dtype=torch.bool)
+            for layer in model.memory_layers()
+        }
         for parameter in model.parameters():
             parameter.requires_grad_(False)
 
     def select(self, batch: EncodedBatch) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
         """Layer -> (slots, scores) chosen for this batch, counting content tokens only."""
-        return select_slots(self.model, batch, self.config.t, self.config.ranking, self.stats, self.generator)
+        cfg = self.config
+        return select_slots(
+            self.model, batch, cfg.t, cfg.ranking, self.stats, self.generator, self.written, cfg.written_factor
+        )
 
     def learn(self, batch: EncodedBatch) -> LearnResult:
         started = time.perf_counter()
@@ -135,6 +159,11 @@ class SparseMemoryFinetuner:
         batch = batch.to(device)
         memories = self.model.memory_layers()
         chosen = self.select(batch)
+        if not any(slots.numel() for slots, _ in chosen.values()):
+            raise ValueError(
+                "no memory slot is left for this batch: earlier updates wrote every slot it reads "
+                "that its ranking would choose; roll one of them back, or raise written_factor above 0"
+            )
         old_rows = {layer: memories[layer].values.detach()[slots].clone() for layer, (slots, _) in chosen.items()}
         rows = {layer: memories[layer].set_trainable_rows(slots) for layer, (slots, _) in chosen.items()}
         leaves = list(rows.values())
@@ -171,6 +200,8 @@ class SparseMemoryFinetuner:
             layer: RowUpdate(slots, scores, old_rows[layer], memories[layer].values.detach()[slots].clone())
             for layer, (slots, scores) in chosen.items()
         }
+        for layer, (slots, _) in chosen.items():
+            self.written[layer][slots.cpu()] = True
         return LearnResult(self.method, loss_before, loss_after, steps, time.perf_counter() - started, updates)
 
 
@@ -265,6 +296,7 @@ def make_learner(
     target_loss: float | None = 0.3,
     t: int = SparseConfig.t,
     ranking: Ranking = "tfidf",
+    written_factor: float = SparseConfig.written_factor,
 ):
     """A learner of any method behind the same ``learn(batch)`` interface."""
     if kind not in METHOD_KINDS:
@@ -273,7 +305,9 @@ def make_learner(
     if kind == "smf":
         if stats is None:
             raise ValueError("sparse memory finetuning needs the background statistics")
-        config = SparseConfig(t=t, ranking=ranking, lr=lr, max_steps=max_steps, target_loss=target_loss)
+        config = SparseConfig(
+            t=t, ranking=ranking, lr=lr, max_steps=max_steps, target_loss=target_loss, written_factor=written_factor
+        )
         return SparseMemoryFinetuner(model, stats, config)
     dense = DenseConfig(lr=lr, max_steps=max_steps, target_loss=target_loss)
     return FullFinetuner(model, dense) if kind == "full" else LoraFinetuner(model, dense)

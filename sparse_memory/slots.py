@@ -125,8 +125,14 @@ def rank_slots(
     stats: BackgroundStats | None = None,
     layer: int | None = None,
     generator: torch.Generator | None = None,
+    written: torch.Tensor | None = None,
+    written_factor: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-t of the slots a batch read, by TF-IDF, TF alone, or at random (the ablations)."""
+    """Top-t of the slots a batch read, by TF-IDF, TF alone, or at random (the ablations).
+
+    ``written`` (bool, one per slot) marks slots earlier updates wrote; their scores are
+    multiplied by ``written_factor`` (0: never chosen again; 1: the paper's ranking).
+    """
     read = counts > 0
     if ranking == "tfidf":
         if stats is None or layer is None:
@@ -139,6 +145,8 @@ def rank_slots(
     else:
         raise ValueError(f"ranking must be 'tfidf', 'tf' or 'random', got {ranking!r}")
     scores = torch.where(read, scores, torch.zeros_like(scores))
+    if written is not None:
+        scores = torch.where(written.to(scores.device), scores * written_factor, scores)
     chosen = top_slots(scores, t)
     return chosen, scores[chosen]
 
@@ -150,10 +158,24 @@ def select_slots(
     ranking: Ranking = "tfidf",
     stats: BackgroundStats | None = None,
     generator: torch.Generator | None = None,
+    written: dict[int, torch.Tensor] | None = None,
+    written_factor: float = 1.0,
 ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-    """Memory layer -> (slots, scores) chosen for one batch; reads count at content tokens only."""
+    """Memory layer -> (slots, scores) chosen for one batch; reads count at content tokens only.
+
+    ``written``: per layer, the slots earlier updates wrote (see ``rank_slots``)."""
     n_slots = model.memory_config.n_slots
+    written = written or {}
     return {
-        layer: rank_slots(access_counts(slots, n_slots, batch.content_mask), t, ranking, stats, layer, generator)
+        layer: rank_slots(
+            access_counts(slots, n_slots, batch.content_mask),
+            t,
+            ranking,
+            stats,
+            layer,
+            generator,
+            written.get(layer),
+            written_factor,
+        )
         for layer, slots in model.memory_accesses(batch.input_ids, batch.attention_mask).items()
     }

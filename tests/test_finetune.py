@@ -45,6 +45,43 @@ def test_rank_slots_tfidf_tf_and_random():
         rank_slots(counts, 2, "tfidf")
 
 
+def test_written_slots_are_spared_by_the_factor():
+    counts = torch.tensor([5, 1, 0, 2, 2])
+    written = torch.tensor([True, False, False, True, False])
+    slots, _ = rank_slots(counts, 2, "tf", written=written, written_factor=0.0)
+    assert slots.tolist() == [4, 1]  # 0 and 3 were written: never chosen again
+    slots, scores = rank_slots(counts, 2, "tf", written=written, written_factor=0.5)
+    assert slots.tolist() == [0, 4] and scores.tolist() == pytest.approx([0.25, 0.2])
+    paper = rank_slots(counts, 3, "tf", written=written, written_factor=1.0)[0]
+    assert torch.equal(paper, rank_slots(counts, 3, "tf")[0])
+
+
+def test_a_later_update_spares_the_rows_an_earlier_one_wrote(memory_model, stats, tokenizer):
+    batch = encode(tokenizer, FACT)
+    config = SparseConfig(t=6, lr=50.0, max_steps=1, target_loss=None)
+    learner = SparseMemoryFinetuner(memory_model, stats, config)
+    first = set(learner.learn(batch).rows[1].slots.tolist())
+    second = set(learner.learn(batch).rows[1].slots.tolist())
+    assert len(first) == len(second) == 6 and not first & second
+    assert set(learner.written[1].nonzero().flatten().tolist()) == first | second
+
+    # Seeded with another process's writes, a new learner spares them too; factor 1 does not.
+    seeded = SparseMemoryFinetuner(memory_model, stats, config, written=learner.written)
+    assert not set(seeded.select(batch)[1][0].tolist()) & (first | second)
+    paper = SparseMemoryFinetuner(memory_model, stats, SparseConfig(t=6, written_factor=1.0), written=learner.written)
+    assert set(paper.select(batch)[1][0].tolist()) == first
+
+
+def test_a_batch_whose_slots_are_all_written_is_refused_with_what_to_do(memory_model, stats, tokenizer):
+    batch = encode(tokenizer, FACT)
+    learner = SparseMemoryFinetuner(memory_model, stats, SparseConfig(t=10_000, lr=50.0, max_steps=1))
+    learner.learn(batch)  # takes every slot the batch reads
+    before = memory_model.memory_layers()[1].values.clone()
+    with pytest.raises(ValueError, match="roll one of them back, or raise written_factor"):
+        learner.learn(batch)
+    assert torch.equal(memory_model.memory_layers()[1].values, before)  # nothing half-applied
+
+
 def test_sparse_step_changes_only_the_top_t_rows(memory_model, stats, tokenizer):
     before = {name: tensor.clone() for name, tensor in memory_model.state_dict().items()}
     batch = encode(tokenizer, FACT)

@@ -82,6 +82,10 @@ def test_rows_follow_the_one_rule_and_rollback_restores_the_base_bit_for_bit(mem
 
     events = [Event(1, 1, "apply"), Event(2, 2, "apply"), Event(3, 3, "apply"), Event(4, 2, "rollback")]
     state.replay(events)
+    written = torch.zeros(n_slots, dtype=torch.bool)
+    for update_id in (1, 3):
+        written[store.load(update_id)[layer][0]] = True
+    assert torch.equal(state.written()[layer], written)  # what new updates must spare
     expected = state.base[layer].clone()
     for update_id in (1, 3):  # the rule: base + active deltas in id order
         slots, delta = store.load(update_id)[layer]
@@ -95,6 +99,7 @@ def test_rows_follow_the_one_rule_and_rollback_restores_the_base_bit_for_bit(mem
 
     state.replay([Event(5, 1, "rollback"), Event(6, 3, "rollback")])
     assert rows_equal_base(state) and state.active == []
+    assert not state.written()[layer].any()
 
 
 def retrofit_copy(model, state):

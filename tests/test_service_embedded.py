@@ -119,10 +119,26 @@ def test_idempotency_key_and_streaming(tiny_checkpoint, tmp_path):
         assert "sparse_memory_model_version 1.0" in metrics
 
 
+def test_updates_spare_the_slots_of_active_updates_until_rolled_back(tiny_checkpoint, tmp_path):
+    with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path, top_t=16))) as client:
+
+        def learn(document) -> set[int]:
+            update = wait_applied(client, client.post("/learn", json={"documents": [document]}).json()["update_id"])
+            assert update["status"] == "applied", update["error"]
+            return set(update["slots"])
+
+        first = learn(FACT)
+        second = learn(FACT)  # the same text again: its best slots are taken, so it gets others
+        assert len(first) == len(second) == 16 and not first & second
+        client.post("/updates/1/rollback").raise_for_status()
+        assert learn(FACT) == first  # the rollback freed them
+
+
 @pytest.mark.parametrize("limit, status", [(0.5, "rejected"), (None, "applied")])
 def test_an_update_that_forgets_the_probe_is_rejected_and_never_served(tiny_checkpoint, tmp_path, limit, status):
     """The probe holds a question the model knows (after a first update taught it); teaching
-    another answer to the same question forgets it."""
+    another answer to the same question forgets it, when updates may rewrite each other's slots
+    (written_factor 1, the paper's ranking; by default the second update would spare them)."""
     import json
 
     with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path))) as client:
@@ -133,7 +149,8 @@ def test_an_update_that_forgets_the_probe_is_rejected_and_never_served(tiny_chec
     (tmp_path / "probe_set.json").write_text(json.dumps(probe))  # the instance's probe, chosen once
 
     other = {"text": "Varek Thelamon was born in Kelbrook.", "qa": [{"question": question, "answer": "Kelbrook"}]}
-    with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path, max_retention_drop=limit))) as client:
+    settings = settings_for(tiny_checkpoint, tmp_path, max_retention_drop=limit, written_factor=1.0)
+    with TestClient(create_app(settings)) as client:
         served = client.get("/model").json()
         update = wait_applied(client, client.post("/learn", json={"documents": [other]}).json()["update_id"])
         assert update["status"] == status, update["probe"]

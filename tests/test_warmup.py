@@ -62,3 +62,18 @@ def test_heldout_nll_matches_the_models_own_loss_and_ignores_padding(tiny_llama,
     batched = heldout_nll(tiny_llama, tokenizer, [text, longer])
     alone = heldout_nll(tiny_llama, tokenizer, [text]) * n_short + heldout_nll(tiny_llama, tokenizer, [longer]) * n_long
     assert abs(batched - alone / (n_short + n_long)) < 1e-5
+
+
+def test_sparing_written_slots_leaves_each_slot_to_one_fact(tiny_llama, tiny_memory, tokenizer):
+    from sparse_memory.evaluation import interference_report
+
+    model = retrofit(tiny_llama, tiny_memory)
+    stats = compute_background_stats(model, _batches(tokenizer))
+    facts = make_facts(4, seed=5)
+    paper = interference_report(model, tokenizer, stats, facts, t=20, written_factor=1.0)
+    spared = interference_report(model, tokenizer, stats, facts, t=20, written_factor=0.0)
+    # The tiny memory has 256 slots, so facts selected with the paper's ranking share some.
+    assert paper.distinct_slots < paper.selected_slots
+    assert spared.distinct_slots == spared.selected_slots  # no slot is selected twice
+    assert spared.foreign_per_read < paper.foreign_per_read
+    assert 0 < spared.own_share <= 1 and 0 < paper.own_share <= 1

@@ -102,9 +102,14 @@ class Learner:
             device = next(self.model.parameters()).device
             batch = encode(self.tokenizer, items).to(device)
             options = update.options
-            config = SparseConfig(t=options["top_t"], lr=options["lr"], max_steps=options["steps"])
+            config = SparseConfig(
+                t=options["top_t"],
+                lr=options["lr"],
+                max_steps=options["steps"],
+                written_factor=self.settings.written_factor,
+            )
             probe_before = self._probe_score()
-            finetuner = SparseMemoryFinetuner(self.model, self.stats, config)
+            finetuner = SparseMemoryFinetuner(self.model, self.stats, config, written=self.state.written())
             result = finetuner.learn(batch)
             old_rows = {layer: (rows.slots, rows.old_rows) for layer, rows in result.rows.items()}
             deltas = {layer: (rows.slots, rows.delta) for layer, rows in result.rows.items()}

@@ -11,6 +11,7 @@ BENCHMARKS = {
     "addressing": ("sparse_memory.bench.retrofit", "bench_addressing"),
     "step": ("sparse_memory.bench.step", "bench_step"),
     "forgetting": ("sparse_memory.bench.forgetting", "bench_forgetting"),
+    "interference": ("sparse_memory.bench.interference", "bench_interference"),
 }
 
 

@@ -41,6 +41,7 @@ class MethodSpec:
     lr: float
     t: int = SparseConfig.t
     ranking: str = "tfidf"
+    written_factor: float = SparseConfig.written_factor
 
 
 # The methods and ablations compared; learning rates from one-step probes on a fact (README).
@@ -53,6 +54,8 @@ DEFAULT_METHODS = {
     "smf_tfidf_t50": MethodSpec("smf_tfidf_t50", "smf", lr=DEFAULT_LR["smf"], t=50),
     "smf_tf_t50": MethodSpec("smf_tf_t50", "smf", lr=DEFAULT_LR["smf"], t=50, ranking="tf"),
     "smf_random": MethodSpec("smf_random", "smf", lr=DEFAULT_LR["smf"], ranking="random"),
+    # The paper's ranking as it is: later facts may rewrite the slots earlier facts wrote.
+    "smf_rewrite": MethodSpec("smf_rewrite", "smf", lr=DEFAULT_LR["smf"], written_factor=1.0),
 }
 SWEEP_LRS = {"smf": [3e3, 1e4, 3e4], "full": [3e-6, 1e-5, 3e-5], "lora": [3e-5, 1e-4, 3e-4]}
 
@@ -94,7 +97,9 @@ def measure(model, tokenizer, facts, retention: list[QAItem], wiki: list[str]) -
 def run_method(spec: MethodSpec, directory: Path, device, facts, retention, wiki, max_steps: int, before: dict) -> dict:
     model, tokenizer = load_memory_model(directory, device)
     stats = BackgroundStats.load(directory)
-    learner = make_learner(spec.kind, model, stats, spec.lr, max_steps, t=spec.t, ranking=spec.ranking)
+    learner = make_learner(
+        spec.kind, model, stats, spec.lr, max_steps, t=spec.t, ranking=spec.ranking, written_factor=spec.written_factor
+    )
     started = time.perf_counter()
     losses, steps, rows = [], 0, 0
     for fact in tqdm(facts, desc=f"learn {spec.name} lr={spec.lr:g}", unit="fact"):
@@ -118,6 +123,7 @@ def run_method(spec: MethodSpec, directory: Path, device, facts, retention, wiki
         "lr": spec.lr,
         "t": spec.t if spec.kind == "smf" else None,
         "ranking": spec.ranking if spec.kind == "smf" else None,
+        "written_factor": spec.written_factor if spec.kind == "smf" else None,
         "seconds": round(seconds, 1),
         "steps": steps,
         "rows_changed": rows,
@@ -163,7 +169,9 @@ def bench_forgetting(
         ]
     runs = {}
     for spec in specs:
-        path = runs_dir / f"{spec.name}_lr{spec.lr:g}_facts{n_facts}_steps{max_steps}.json"
+        # The written factor is in the name: runs from before it existed rewrote slots (factor 1).
+        spared = f"_w{spec.written_factor:g}" if spec.kind == "smf" else ""
+        path = runs_dir / f"{spec.name}_lr{spec.lr:g}{spared}_facts{n_facts}_steps{max_steps}.json"
         if path.is_file():
             runs[spec.name] = json.loads(path.read_text())
             print(f"{spec.name}: cached in {path}")
