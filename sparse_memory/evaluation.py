@@ -144,14 +144,13 @@ def interference_report(
     """
     device = next(model.parameters()).device
     n_slots = model.memory_config.n_slots
-    written = {layer: torch.zeros(n_slots, dtype=torch.bool) for layer in model.memory_config.layers}
     times_selected = {layer: torch.zeros(n_slots, dtype=torch.long) for layer in model.memory_config.layers}
     selections = []
     for fact in tqdm(facts, desc=f"rank in sequence (factor {written_factor:g})", unit="fact", leave=False):
         batch = encode(tokenizer, fact_items(fact)).to(device)
+        written = {layer: counts > 0 for layer, counts in times_selected.items()}
         chosen = select_slots(model, batch, t, "tfidf", stats, written=written, written_factor=written_factor)
         for layer, (slots, _) in chosen.items():
-            written[layer][slots.cpu()] = True
             times_selected[layer][slots.cpu()] += 1
         selections.append({layer: slots.cpu() for layer, (slots, _) in chosen.items()})
     own, foreign, reads = 0, 0, 0
@@ -171,7 +170,7 @@ def interference_report(
     return InterferenceReport(
         own_share=own / max(reads, 1),
         foreign_per_read=foreign / max(reads, 1),
-        distinct_slots=int(sum(int(w.sum()) for w in written.values())),
+        distinct_slots=sum(int((counts > 0).sum()) for counts in times_selected.values()),
         selected_slots=sum(int(s.numel()) for selected in selections for s in selected.values()),
     )
 
