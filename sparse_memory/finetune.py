@@ -9,6 +9,7 @@ changed (slots, scores, old and new rows), which is what a service stores, audit
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -24,19 +25,25 @@ def batch_loss_and_answers(model, batch: EncodedBatch) -> tuple[torch.Tensor, bo
     """Mean next-token cross-entropy over content tokens (never padding or chat template), and
     whether every answer token of the batch's chat QA forms is already the model's top choice.
 
-    The vocabulary projection runs only at content positions: with a 49k-token vocabulary it
-    would otherwise cost more than the decoder itself on short training sequences.
+    The batch runs as sub-batches of similar lengths (``EncodedBatch.length_groups``): the loss
+    is the same, with far fewer padded positions computed. The vocabulary projection runs only at
+    content positions: with a 49k-token vocabulary it would otherwise cost more than the decoder
+    itself on short training sequences.
     """
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT-wrapped or not
-    hidden = causal_lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
-    targets = batch.content_mask[:, 1:]
-    logits = causal_lm.lm_head(hidden.last_hidden_state[:, :-1][targets])
-    labels = batch.input_ids[:, 1:][targets]
-    answered = False
-    if batch.answer_mask is not None and bool(batch.answer_mask.any()):
-        at_answers = batch.answer_mask[:, 1:][targets]
-        answered = bool((logits[at_answers].argmax(-1) == labels[at_answers]).all())
-    return F.cross_entropy(logits.float(), labels), answered
+    total, count, answered = 0.0, 0, True
+    has_answers = batch.answer_mask is not None and bool(batch.answer_mask.any())
+    for group in batch.length_groups():
+        hidden = causal_lm.model(input_ids=group.input_ids, attention_mask=group.attention_mask, use_cache=False)
+        targets = group.content_mask[:, 1:]
+        logits = causal_lm.lm_head(hidden.last_hidden_state[:, :-1][targets])
+        labels = group.input_ids[:, 1:][targets]
+        total = total + F.cross_entropy(logits.float(), labels, reduction="sum")
+        count += labels.numel()
+        if has_answers and group.answer_mask is not None:
+            at_answers = group.answer_mask[:, 1:][targets]
+            answered = answered and bool((logits[at_answers].argmax(-1) == labels[at_answers]).all())
+    return total / count, has_answers and answered
 
 
 def batch_loss(model, batch: EncodedBatch) -> torch.Tensor:
@@ -204,6 +211,26 @@ class SparseMemoryFinetuner:
             self.written[layer][slots.cpu()] = True
         return LearnResult(self.method, loss_before, loss_after, steps, time.perf_counter() - started, updates)
 
+    def state(self) -> dict:
+        """What this learner has changed so far, enough to go on in a fresh copy of the model:
+        the written slots, their rows as they are now, and the random ranking's generator."""
+        memories = self.model.memory_layers()
+        rows = {}
+        for layer, written in self.written.items():
+            slots = written.nonzero().squeeze(1)
+            rows[layer] = memories[layer].values.detach()[slots.to(memories[layer].values.device)].cpu()
+        written = {layer: mask.clone() for layer, mask in self.written.items()}
+        return {"written": written, "rows": rows, "generator": self.generator.get_state()}
+
+    def restore(self, state: dict) -> None:
+        memories = self.model.memory_layers()
+        with torch.no_grad():
+            for layer, written in state["written"].items():
+                values = memories[layer].values
+                values[written.nonzero().squeeze(1).to(values.device)] = state["rows"][layer].to(values)
+                self.written[layer] = written.clone()
+        self.generator.set_state(state["generator"])
+
 
 @dataclass
 class DenseConfig:
@@ -224,6 +251,7 @@ class _DenseFinetuner:
     def __init__(self, model, trainable: list[torch.nn.Parameter], config: DenseConfig):
         self.model = model
         self.config = config
+        self.trainable = trainable
         self.optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
 
     def learn(self, batch: EncodedBatch) -> LearnResult:
@@ -243,6 +271,19 @@ class _DenseFinetuner:
         with torch.no_grad():
             loss_after = float(batch_loss(self.model, batch))
         return LearnResult(self.method, loss_before, loss_after, steps, time.perf_counter() - started)
+
+    def state(self) -> dict:
+        """The trained weights and the optimizer's moments: enough to go on in a fresh model."""
+        # Copies: on the CPU .cpu() and state_dict() hand out the live tensors, which learning
+        # goes on changing in place.
+        trainable = [p.detach().cpu().clone() for p in self.trainable]
+        return {"trainable": trainable, "optimizer": copy.deepcopy(self.optimizer.state_dict())}
+
+    def restore(self, state: dict) -> None:
+        with torch.no_grad():
+            for parameter, saved in zip(self.trainable, state["trainable"], strict=True):
+                parameter.copy_(saved)
+        self.optimizer.load_state_dict(state["optimizer"])
 
 
 class FullFinetuner(_DenseFinetuner):

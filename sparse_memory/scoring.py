@@ -13,7 +13,15 @@ import string
 from collections import Counter
 from collections.abc import Sequence
 
-__all__ = ["answer_scores", "cut_answer", "exact_match", "f1_score", "normalize_answer", "short_answer"]
+__all__ = [
+    "SHORT_ANSWER_VERSION",
+    "answer_scores",
+    "cut_answer",
+    "exact_match",
+    "f1_score",
+    "normalize_answer",
+    "short_answer",
+]
 
 _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -31,6 +39,13 @@ FUNCTION_WORDS = frozenset(
     "a an the in at on of for from to by as with is was are were be been has have had does did do "
     "it its he she they him her them his hers their theirs i you we this that there which who".split()
 )
+# Verbs that state the relation a question asks about, which a reply repeats in other words
+# ("In which year did X come into the world?" - "X was born in 1996."): frame, not answer.
+FRAME_WORDS = frozenset(
+    "born works worked working employed studied graduated attended lives lived located called named known".split()
+)
+# Part of the retention set's file: a set probed with another cut is probed again.
+SHORT_ANSWER_VERSION = 2
 
 
 def normalize_answer(s: str) -> str:
@@ -102,7 +117,8 @@ def cut_answer(generation: str, max_words: int = 12) -> str:
 
 def short_answer(generation: str, question: str | None = None) -> str:
     """The answer part of a reply: ``cut_answer``, then without the words the reply echoes from
-    the question and without function words (``FUNCTION_WORDS``), in their original order.
+    the question, function words (``FUNCTION_WORDS``) and relation verbs (``FRAME_WORDS``), in
+    their original order.
 
     "The capital of Australia is Canberra." to "What is the capital of Australia?" gives
     "Canberra."; if nothing would be left, the cut answer is returned unchanged.
@@ -110,7 +126,7 @@ def short_answer(generation: str, question: str | None = None) -> str:
     cut = cut_answer(generation)
     if question is None:
         return cut
-    echoed = set(normalize_answer(question).split()) | FUNCTION_WORDS
+    echoed = set(normalize_answer(question).split()) | FUNCTION_WORDS | FRAME_WORDS
     kept = [word for word in cut.split() if normalize_answer(word) not in echoed and normalize_answer(word)]
     return " ".join(kept) if kept else cut
 

@@ -34,6 +34,37 @@ class EncodedBatch:
             self.answer_mask = self.answer_mask.to(device)
         return self
 
+    def select_rows(self, rows: Sequence[int]) -> EncodedBatch:
+        """These rows on their own, cut to their longest sequence (right padding: nothing real is cut)."""
+        index = torch.tensor(list(rows), device=self.input_ids.device)
+        width = int(self.attention_mask[index].sum(1).max())
+        return EncodedBatch(
+            input_ids=self.input_ids[index, :width],
+            attention_mask=self.attention_mask[index, :width],
+            content_mask=self.content_mask[index, :width],
+            offsets=[self.offsets[row][:width] for row in rows],
+            texts=[self.texts[row] for row in rows],
+            content_spans=[self.content_spans[row] for row in rows],
+            answer_mask=None if self.answer_mask is None else self.answer_mask[index, :width],
+        )
+
+    def length_groups(self) -> list[EncodedBatch]:
+        """The batch as one or two sub-batches of similar lengths, whichever pads fewer positions.
+
+        A fact's batch holds short statements beside chat forms about four times longer (the
+        system prompt); padded together, half the positions computed would be padding.
+        """
+        lengths = self.attention_mask.sum(1).tolist()
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        best_cost, best_split = len(lengths) * max(lengths), len(lengths)
+        for split in range(1, len(order)):
+            cost = split * lengths[order[split - 1]] + (len(order) - split) * lengths[order[-1]]
+            if cost < best_cost:
+                best_cost, best_split = cost, split
+        if best_split == len(order):
+            return [self]
+        return [self.select_rows(order[:best_split]), self.select_rows(order[best_split:])]
+
     def mask_for_spans(self, spans: Sequence[Sequence[tuple[int, int]]]) -> torch.Tensor:
         """Bool (batch, seq): tokens overlapping any of ``spans[row]`` (character spans)."""
         mask = torch.zeros(self.input_ids.shape, dtype=torch.bool)

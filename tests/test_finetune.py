@@ -144,6 +144,7 @@ def test_each_method_reduces_its_batch_loss(method, memory_model, stats, tokeniz
 
 def test_batch_loss_equals_the_models_own_loss_on_content_tokens(memory_model, tokenizer):
     batch = encode(tokenizer, FACT)
+    assert len(batch.length_groups()) == 2  # statements and the chat form run apart: same loss
     labels = batch.input_ids.masked_fill(~batch.content_mask, -100)
     with torch.no_grad():
         expected = memory_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=labels).loss
@@ -171,3 +172,32 @@ def test_learning_stops_once_greedy_decoding_gives_every_trained_answer(memory_m
     assert batch_loss_and_answers(memory_model, batch)[1]
     (answer,) = complete(memory_model, tokenizer, [build_prompt(tokenizer, chat[0]["content"], chat=True)], 8)
     assert answer.startswith("Paris")
+
+
+@pytest.mark.parametrize("method", ["smf", "full", "lora"])
+def test_a_restored_learner_goes_on_exactly_as_the_original(method, memory_model, stats, tokenizer):
+    """What a stopped benchmark relies on: state() after one batch, restored into a fresh copy of
+    the model, learns the next batch to the same weights as the learner that never stopped."""
+    import copy
+
+    base = memory_model
+    second = encode(tokenizer, ["Thelamon Quist works for Quillon Dynamics.", "Thelamon Quist is an engineer."])
+
+    def make(model):
+        if method == "smf":
+            return SparseMemoryFinetuner(model, stats, SparseConfig(t=20, lr=50.0, max_steps=3, target_loss=None))
+        dense = DenseConfig(lr=1e-3, max_steps=3, target_loss=None)
+        return FullFinetuner(model, dense) if method == "full" else LoraFinetuner(model, dense)
+
+    original = make(copy.deepcopy(base))
+    original.learn(encode(tokenizer, FACT))
+    written_by_first = {layer: int(mask.sum()) for layer, mask in getattr(original, "written", {}).items()}
+    restored = make(copy.deepcopy(base))
+    restored.restore(original.state())
+    first_result, second_result = original.learn(second), restored.learn(second)
+    assert second_result.loss_before == pytest.approx(first_result.loss_before, abs=1e-6)
+    for (name, expected), actual in zip(original.model.named_parameters(), restored.model.parameters(), strict=True):
+        assert torch.allclose(expected, actual, atol=1e-6), name
+    if method == "smf":
+        assert all(torch.equal(original.written[layer], restored.written[layer]) for layer in original.written)
+        assert all(original.written[layer].sum() > count > 0 for layer, count in written_by_first.items())

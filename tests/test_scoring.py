@@ -106,7 +106,11 @@ def test_short_answer_drops_the_echoed_question_and_function_words():
     question = "What is the capital of Australia?"
     assert short_answer("The capital of Australia is Canberra. It is inland.", question) == "Canberra."
     assert short_answer("Varek Olmstadt was born in 1950.", "In what year was Varek Olmstadt born?") == "1950."
-    assert short_answer("He works at Quillon Dynamics.", "Who employs Varek?") == "works Quillon Dynamics."
+    assert short_answer("He works at Quillon Dynamics.", "Who employs Varek?") == "Quillon Dynamics."
+    in_other_words = "In which year did Zasalor Olmner come into the world?"
+    assert short_answer("Zasalor Olmner was born in 1996.", in_other_words) == "1996."
+    # only relation verbs go: a word the reply adds to the answer still costs precision
+    assert short_answer("She is a professional electrician.", "What is Galin's job?") == "professional electrician."
     assert short_answer("Australia.", question) == "Australia."  # nothing left: keep the cut answer
     scores = answer_scores("The capital of Australia is Canberra.", ["Canberra"], question)
     assert scores == {"em": 1.0, "f1": 1.0, "contains": 1.0}

@@ -62,3 +62,21 @@ def test_answer_mask_marks_only_assistant_answers(tokenizer):
     answer = tokenizer.decode(batch.input_ids[1][batch.answer_mask[1]])
     assert answer == "Ostrava"
     assert (batch.answer_mask <= batch.content_mask).all()
+
+
+def test_length_groups_split_short_rows_from_long_ones_without_cutting_tokens(tokenizer):
+    chat = [{"role": "user", "content": "Where was Varek born?"}, {"role": "assistant", "content": "In Tessmoor."}]
+    batch = encode(tokenizer, ["Varek.", chat, "Varek was born.", chat[:1] + [{"role": "assistant", "content": "No"}]])
+    short, long = batch.length_groups()
+    assert short.texts == ["Varek.", "Varek was born."]
+    assert len(long.texts) == 2 and all(text.startswith("<|im_start|>") for text in long.texts)
+    for group in (short, long):
+        assert group.input_ids.shape[1] == int(group.attention_mask.sum(1).max())  # no all-padding column
+        assert int(group.content_mask.sum()) > 0
+    # every real token and every content token is in exactly one group
+    assert sum(int(g.attention_mask.sum()) for g in (short, long)) == int(batch.attention_mask.sum())
+    assert sum(int(g.content_mask.sum()) for g in (short, long)) == int(batch.content_mask.sum())
+    assert sum(int(g.answer_mask.sum()) for g in (short, long)) == int(batch.answer_mask.sum())
+    same_length = encode(tokenizer, ["Varek was born.", "Varek was born!"])
+    assert same_length.attention_mask.all()  # nothing to save: the batch stays whole
+    assert same_length.length_groups()[0] is same_length

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 from sparse_memory.bench.plots import plot_learned_vs_retention, plot_pareto
@@ -24,6 +25,7 @@ from sparse_memory.data.wikipedia import articles
 from sparse_memory.evaluation import ask, heldout_nll, mean_scores, retention_f1, sort_known
 from sparse_memory.finetune import DEFAULT_LR, SparseConfig, make_learner
 from sparse_memory.prepare import load_memory_model, prepare
+from sparse_memory.scoring import SHORT_ANSWER_VERSION
 from sparse_memory.settings import CoreSettings
 from sparse_memory.slots import BackgroundStats
 from sparse_memory.text import encode
@@ -72,10 +74,16 @@ def learned_scores(model, tokenizer, facts: list[Fact]) -> dict[str, float]:
 def retention_set(model, tokenizer, directory: Path, size: int) -> list[QAItem]:
     """Real facts the (unchanged) model answers right: probed once, stored beside the model."""
     path = directory / RETENTION_FILE
-    if not path.is_file():
+    # "Answered right" depends on how the short answer is cut: a set probed with another cut is stale.
+    if not path.is_file() or json.loads(path.read_text()).get("short_answer_version") != SHORT_ANSWER_VERSION:
         items = all_real_facts()
         known, unknown = sort_known(model, tokenizer, items)
-        stored = {"known": [asdict(i) for i in known], "unknown": [asdict(i) for i in unknown], "probed": len(items)}
+        stored = {
+            "known": [asdict(i) for i in known],
+            "unknown": [asdict(i) for i in unknown],
+            "probed": len(items),
+            "short_answer_version": SHORT_ANSWER_VERSION,
+        }
         path.write_text(json.dumps(stored, indent=1))
     stored = json.loads(path.read_text())["known"]
     items = [QAItem.from_dict(i) for i in stored]
@@ -89,29 +97,48 @@ def measure(model, tokenizer, facts, retention: list[QAItem], wiki: list[str]) -
     return {
         "learned_f1": learned["f1"],
         "learned_em": learned["em"],
+        "learned_contains": learned["contains"],
         "retention_f1": retention_f1(model, tokenizer, retention),
         "nll": heldout_nll(model, tokenizer, wiki),
     }
 
 
-def run_method(spec: MethodSpec, directory: Path, device, facts, retention, wiki, max_steps: int, before: dict) -> dict:
+def run_method(
+    spec: MethodSpec, directory: Path, device, facts, retention, wiki, max_steps: int, before: dict, progress_path: Path
+) -> dict:
+    """Learn ``facts`` in order, then measure. After each fact the learner's state goes to
+    ``progress_path``, so a run stopped part way (hours, for 100 facts on a CPU) goes on from the
+    next fact when the same command runs again."""
     model, tokenizer = load_memory_model(directory, device)
     stats = BackgroundStats.load(directory)
     learner = make_learner(
         spec.kind, model, stats, spec.lr, max_steps, t=spec.t, ranking=spec.ranking, written_factor=spec.written_factor
     )
-    started = time.perf_counter()
-    losses, steps, rows = [], 0, 0
-    for fact in tqdm(facts, desc=f"learn {spec.name} lr={spec.lr:g}", unit="fact"):
+    progress = {"done": 0, "losses": [], "steps": 0, "rows": 0, "seconds": 0.0, "own_f1": []}
+    if progress_path.is_file():
+        progress = torch.load(progress_path, weights_only=False)
+        learner.restore(progress.pop("learner"))
+        print(f"{spec.name}: going on after fact {progress['done']} of {len(facts)} ({progress_path})")
+    for index in tqdm(range(progress["done"], len(facts)), desc=f"learn {spec.name} lr={spec.lr:g}", unit="fact"):
+        fact = facts[index]
+        started = time.perf_counter()
         result = learner.learn(encode(tokenizer, fact_items(fact)).to(device))
-        losses.append((result.loss_before, result.loss_after))
-        steps += result.steps
-        rows += sum(update.slots.numel() for update in result.rows.values())
-    seconds = time.perf_counter() - started
+        progress["seconds"] += time.perf_counter() - started
+        progress["losses"].append((result.loss_before, result.loss_after))
+        progress["steps"] += result.steps
+        progress["rows"] += sum(update.slots.numel() for update in result.rows.values())
+        # Right after its own steps, before later facts can interfere: learning apart from keeping.
+        progress["own_f1"].append(learned_scores(learner.model, tokenizer, [fact])["f1"])
+        progress["done"] = index + 1
+        partial = progress_path.with_suffix(".partial")
+        torch.save({**progress, "learner": learner.state()}, partial)
+        partial.replace(progress_path)  # a stop while saving never leaves a broken file
+    losses, seconds = progress["losses"], progress["seconds"]
     after = measure(learner.model, tokenizer, facts, retention, wiki)
     return {
         "learned_f1": after["learned_f1"],
         "learned_em": after["learned_em"],
+        "learned_contains": after["learned_contains"],
         "learned_f1_before": before["learned_f1"],
         "retention_f1_before": before["retention_f1"],
         "retention_f1_after": after["retention_f1"],
@@ -124,9 +151,10 @@ def run_method(spec: MethodSpec, directory: Path, device, facts, retention, wiki
         "t": spec.t if spec.kind == "smf" else None,
         "ranking": spec.ranking if spec.kind == "smf" else None,
         "written_factor": spec.written_factor if spec.kind == "smf" else None,
+        "learned_f1_own": sum(progress["own_f1"]) / len(progress["own_f1"]),
         "seconds": round(seconds, 1),
-        "steps": steps,
-        "rows_changed": rows,
+        "steps": progress["steps"],
+        "rows_changed": progress["rows"],
         "mean_loss_before": sum(a for a, _ in losses) / len(losses),
         "mean_loss_after": sum(b for _, b in losses) / len(losses),
         "facts": len(facts),
@@ -176,8 +204,12 @@ def bench_forgetting(
             runs[spec.name] = json.loads(path.read_text())
             print(f"{spec.name}: cached in {path}")
             continue
-        runs[spec.name] = run_method(spec, where.memory, device, fact_list, retention, wiki, max_steps, before)
+        progress_path = path.with_suffix(".progress.pt")
+        runs[spec.name] = run_method(
+            spec, where.memory, device, fact_list, retention, wiki, max_steps, before, progress_path
+        )
         path.write_text(json.dumps(runs[spec.name], indent=2) + "\n")
+        progress_path.unlink()
         print(f"{spec.name}: {json.dumps(runs[spec.name])}")
 
     results_dir.mkdir(parents=True, exist_ok=True)
