@@ -152,6 +152,7 @@ def run_method(
         "ranking": spec.ranking if spec.kind == "smf" else None,
         "written_factor": spec.written_factor if spec.kind == "smf" else None,
         "learned_f1_own": sum(progress["own_f1"]) / len(progress["own_f1"]),
+        "learned_f1_own_per_fact": [round(f1, 3) for f1 in progress["own_f1"]],
         "seconds": round(seconds, 1),
         "steps": progress["steps"],
         "rows_changed": progress["rows"],
