@@ -40,7 +40,7 @@ def batch_loss_and_answers(model, batch: EncodedBatch) -> tuple[torch.Tensor, bo
         labels = group.input_ids[:, 1:][targets]
         total = total + F.cross_entropy(logits.float(), labels, reduction="sum")
         count += labels.numel()
-        if has_answers and group.answer_mask is not None:
+        if has_answers:  # every group carries its rows of the answer mask
             at_answers = group.answer_mask[:, 1:][targets]
             answered = answered and bool((logits[at_answers].argmax(-1) == labels[at_answers]).all())
     return total / count, has_answers and answered
