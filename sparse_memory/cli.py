@@ -38,12 +38,13 @@ def _bench(args: argparse.Namespace) -> int:
 
     options = {"quick": args.quick}
     if args.name == "forgetting":
-        options.update(facts=args.facts, methods=args.methods, sweep=args.sweep, max_steps=args.max_steps)
+        options.update(facts=args.facts, methods=args.methods, sweep=args.sweep, lr=args.lr, max_steps=args.max_steps)
         options["results_dir"] = args.results_dir
     elif args.name == "interference":
         options["facts"] = args.facts
     result = run_benchmark(args.name, **options)
-    if not args.quick:
+    # A --lr run is one piece of a sweep: its run file is saved, the benchmark's summary is not.
+    if not args.quick and args.lr is None:
         args.results_dir.mkdir(parents=True, exist_ok=True)
         (args.results_dir / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
@@ -74,6 +75,12 @@ def add_commands(commands) -> None:
         "--methods", type=lambda text: text.split(","), default=None, help="comma-separated, e.g. smf,full,lora"
     )
     forgetting.add_argument("--sweep", action="store_true", help="also run each method's learning-rate sweep")
+    forgetting.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="run the chosen methods at this learning rate only: one piece of a sweep, so pieces can run side by side",
+    )
     forgetting.add_argument(
         "--max-steps", type=int, default=30, help="steps per fact at most (stops 5 steps after the answers are right)"
     )

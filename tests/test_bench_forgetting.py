@@ -1,9 +1,11 @@
 """``bench forgetting`` on a tiny saved model: a run stopped part way goes on where it stopped."""
 
+import json
+
 import pytest
 
 from sparse_memory.bench import forgetting
-from sparse_memory.bench.forgetting import MethodSpec, run_method
+from sparse_memory.bench.forgetting import MethodSpec, matched_baselines, measured_runs, run_method
 from sparse_memory.data.facts import make_facts
 
 
@@ -14,7 +16,8 @@ def test_a_stopped_run_goes_on_from_the_next_fact_and_ends_as_an_unstopped_one(t
     before = {"learned_f1": 0.0, "retention_f1": 1.0, "nll": 5.0}
 
     def run(progress_path):
-        return run_method(spec, tiny_checkpoint, "cpu", facts, [], wiki, 2, before, progress_path)
+        # Saved after every fact (by default at most once a minute), so the stop below finds one.
+        return run_method(spec, tiny_checkpoint, "cpu", facts, [], wiki, 2, before, progress_path, progress_every_s=0)
 
     unstopped = run(tmp_path / "unstopped.progress.pt")
 
@@ -38,3 +41,29 @@ def test_a_stopped_run_goes_on_from_the_next_fact_and_ends_as_an_unstopped_one(t
     assert resumed["learned_f1_own_per_fact"] == unstopped["learned_f1_own_per_fact"]
     assert resumed["mean_loss_after"] == pytest.approx(unstopped["mean_loss_after"], abs=1e-5)
     assert resumed["nll_after"] == pytest.approx(unstopped["nll_after"], abs=1e-5)  # the same rows, restored
+
+
+def _run(kind, lr, learned_f1):
+    return {"kind": kind, "lr": lr, "learned_f1": learned_f1}
+
+
+def test_baselines_are_compared_at_the_measured_learning_rate_closest_to_smf_in_learning(tmp_path):
+    runs_dir = tmp_path / "forgetting_runs"
+    runs_dir.mkdir()
+    saved = {
+        "full_lr1e-05_lr1e-05_facts100_steps30": _run("full", 1e-5, 0.20),
+        "full_lr3e-05_lr3e-05_facts100_steps30": _run("full", 3e-5, 0.45),
+        "lora_lr0.0001_facts100_steps30": _run("lora", 1e-4, 0.10),
+        "full_lr3e-05_lr3e-05_facts20_steps30": _run("full", 3e-5, 0.52),  # another fact count
+    }
+    for stem, run in saved.items():
+        (runs_dir / f"{stem}.json").write_text(json.dumps(run))
+    measured = measured_runs(runs_dir, 100, 30)
+    assert sorted(measured) == ["full_lr1e-05_lr1e-05", "full_lr3e-05_lr3e-05", "lora_lr0.0001"]
+
+    methods = {"smf": _run("smf", 1e4, 0.50), "full": _run("full", 1e-5, 0.20), "lora": _run("lora", 1e-4, 0.10)}
+    matched = matched_baselines(methods, measured)
+    assert matched["full"]["lr"] == 3e-5  # 0.45 is nearer 0.50 than the default rate's 0.20
+    assert matched["lora"]["lr"] == 1e-4  # the only rate measured
+    assert matched["smf"] is methods["smf"]
+    assert "full" not in matched_baselines({"smf": methods["smf"]}, measured)  # only the methods asked for

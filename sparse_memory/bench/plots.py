@@ -49,7 +49,10 @@ def plot_pareto(runs: dict[str, dict], path: Path) -> Path:
         points = sorted(
             (r["learned_f1"], r["retention_f1_after"], r["lr"])
             for r in runs.values()
-            if _kind(r) == kind and r.get("ranking") in (None, "tfidf") and r.get("t") in (None, 500)
+            if _kind(r) == kind
+            and r.get("ranking") in (None, "tfidf")
+            and r.get("t") in (None, 500)
+            and not r.get("written_factor")  # the default spares earlier facts' slots
         )
         if not points:
             continue
