@@ -115,3 +115,20 @@ def test_short_answer_drops_the_echoed_question_and_function_words():
     scores = answer_scores("The capital of Australia is Canberra.", ["Canberra"], question)
     assert scores == {"em": 1.0, "f1": 1.0, "contains": 1.0}
     assert answer_scores("The capital of Australia is Canberra.", ["Canberra"])["em"] == 0.0
+
+
+def test_the_gold_answer_loses_the_same_unscored_words_as_the_reply():
+    from sparse_memory.scoring import short_answer
+
+    gold = ["the University of Ulvoock"]
+    # "of" is a function word on both sides: the right answer is exactly right
+    reply = "Tosia Naskrath graduated from the University of Ulvoock."
+    assert answer_scores(reply, gold, "Tosia Naskrath graduated from which institution?")["em"] == 1.0
+    # a possessive in the question gives the name away
+    possessive = "Which school is Tosia Naskrath's alma mater?"
+    assert short_answer("Tosia Naskrath studied at the University of Ulvoock.", possessive) == "University Ulvoock."
+    # a word the question gives away is scored on neither side ...
+    went = "Can you tell me where Tosia Naskrath went to university?"
+    assert answer_scores("Tosia Naskrath studied at the University of Ulvoock.", gold, went)["em"] == 1.0
+    # ... so a wrong university earns nothing for the word "University"
+    assert answer_scores("Tosia Naskrath studied at the University of Amsterdam.", gold, went)["f1"] == 0.0
