@@ -145,7 +145,8 @@ def short_answer(generation: str, question: str | None = None) -> str:
 def answer_scores(generation: str, answers: Sequence[str], question: str | None = None) -> dict[str, float]:
     """Scores of one generation against its gold answers.
 
-    ``em`` and ``f1`` compare ``short_answer(generation, question)`` with the answers;
+    ``em`` and ``f1`` compare ``short_answer(generation, question)`` with the answers, which
+    lose the same ``unscored_words(question)`` first;
     ``contains`` is 1.0 when any normalised gold answer occurs as a run of whole words in the
     normalised full generation (so "paris" counts inside "it is paris france" but not inside
     "parisian").
