@@ -1,4 +1,4 @@
-from sparse_memory.bench.plots import plot_learned_vs_retention, plot_pareto
+from sparse_memory.bench.plots import plot_learned_vs_retention, plot_learning_along_the_stream, plot_pareto
 
 
 def _run(kind, lr, learned, kept):
@@ -21,5 +21,11 @@ def test_plots_are_written(tmp_path):
         "lora": _run("lora", 1e-4, 0.5, 0.5),
     }
     sweep = dict(runs, smf_lr3000=_run("smf", 3e3, 0.3, 0.99))
-    for path in (plot_learned_vs_retention(runs, tmp_path / "a.png"), plot_pareto(sweep, tmp_path / "b.png")):
+    runs["smf"]["learned_f1_own_per_fact"] = [1.0, 0.5, 0.0] * 10
+    written = (
+        plot_learned_vs_retention(runs, tmp_path / "a.png"),
+        plot_pareto(sweep, tmp_path / "b.png"),
+        plot_learning_along_the_stream(runs, tmp_path / "c.png"),
+    )
+    for path in written:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from sparse_memory.bench.plots import plot_learned_vs_retention, plot_pareto
+from sparse_memory.bench.plots import plot_learned_vs_retention, plot_learning_along_the_stream, plot_pareto
 from sparse_memory.data.augment import fact_items
 from sparse_memory.data.facts import Fact, eval_questions, make_facts
 from sparse_memory.data.real_facts import QAItem, all_real_facts
@@ -243,6 +243,7 @@ def bench_forgetting(
         plot_pareto(measured, results_dir / "forgetting_pareto.png")
         methods_only = matched_baselines(methods_only, measured)
     plot_learned_vs_retention(methods_only, results_dir / "forgetting.png")
+    plot_learning_along_the_stream(methods_only, results_dir / "forgetting_stream.png")
     return methods_only
 
 

@@ -61,3 +61,26 @@ def plot_pareto(runs: dict[str, dict], path: Path) -> Path:
         for x, y, lr in points:
             ax.annotate(f"{lr:g}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color=colour)
     return _save(fig, ax, "learning vs forgetting across learning rates", path)
+
+
+def plot_learning_along_the_stream(runs: dict[str, dict], path: Path, window: int = 10) -> Path:
+    """Each fact's F1 right after its own steps, against its place in the stream (a moving mean
+    over ``window`` facts): whether later facts still find slots to learn in."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, run in runs.items():
+        per_fact = run.get("learned_f1_own_per_fact")
+        if not per_fact:
+            continue
+        width = min(window, len(per_fact))
+        means = [sum(per_fact[i : i + width]) / width for i in range(len(per_fact) - width + 1)]
+        xs = [i + width for i in range(len(means))]  # the mean ends at this fact
+        ax.plot(xs, means, color=COLOURS.get(_kind(run), "tab:gray"), label=name)
+    ax.set_xlabel("fact in the stream")
+    ax.set_ylabel(f"F1 right after its own steps (mean of {window})")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(loc="upper right")
+    ax.set_title("learning along the stream")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
