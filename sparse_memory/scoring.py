@@ -157,7 +157,10 @@ def answer_scores(generation: str, answers: Sequence[str], question: str | None 
     # The gold answers lose the same words as the reply, so that like is compared with like: the
     # "of" in "the University of Ulvoock", or "university" when the question asks where someone
     # went to university, is scored on neither side.
-    scored = answers if question is None else [_without(a, unscored_words(question)) for a in answers]
+    scored = list(answers)
+    if question is not None:
+        unscored = unscored_words(question)
+        scored = [_without(answer, unscored) for answer in answers]
     return {
         "em": exact_match(short, scored),
         "f1": f1_score(short, scored),

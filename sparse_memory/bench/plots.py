@@ -24,6 +24,10 @@ def _save(fig, ax, title: str, path: Path) -> Path:
     ax.set_ylim(-0.02, 1.02)
     ax.legend(loc="center right")
     ax.set_title(title)
+    return _write(fig, path)
+
+
+def _write(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -80,7 +84,4 @@ def plot_learning_along_the_stream(runs: dict[str, dict], path: Path, window: in
     ax.set_ylim(-0.02, 1.02)
     ax.legend(loc="upper right")
     ax.set_title("learning along the stream")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _write(fig, path)
