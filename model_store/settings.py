@@ -52,6 +52,12 @@ class ServiceSettings(CoreSettings):
         description="Ranking-score factor of slots that active updates wrote: 0 never rewrites them "
         "(earlier facts are kept), 1 is the paper's ranking.",
     )
+    reserve: int = Field(
+        default=SparseConfig.reserve,
+        ge=1,
+        description="An update also reserves its next (reserve - 1) x top_t best-ranked slots, which later "
+        "updates spare as if written (1: only the written slots).",
+    )
     probe_size: int = Field(default=16, description="Retention questions asked before and after each update.")
     max_retention_drop: float | None = Field(
         default=None,

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 Rows = dict[int, tuple[torch.Tensor, torch.Tensor]]  # memory layer -> (slots, delta rows)
@@ -30,19 +31,29 @@ class DeltaStore:
     def path(self, update_id: int) -> Path:
         return self.directory / f"update-{update_id:08d}.safetensors"
 
-    def save(self, update_id: int, rows: Rows) -> None:
+    def save(self, update_id: int, rows: Rows, reserved: dict[int, torch.Tensor] | None = None) -> None:
+        """``reserved``: per layer, slots the update left as they are but later updates spare."""
         tensors = {}
         for layer, (slots, delta) in rows.items():
             tensors[f"layer{layer}.slots"] = slots.detach().to("cpu", torch.long).contiguous()
             tensors[f"layer{layer}.delta"] = delta.detach().to("cpu", torch.float32).contiguous()
+        for layer, slots in (reserved or {}).items():
+            if len(slots):
+                tensors[f"layer{layer}.reserved"] = slots.detach().to("cpu", torch.long).contiguous()
         partial = self.path(update_id).with_suffix(".partial")
         save_file(tensors, partial)
         os.replace(partial, self.path(update_id))  # readers never see half a file
 
     def load(self, update_id: int) -> Rows:
         tensors = load_file(self.path(update_id))
-        layers = sorted({int(name.split(".")[0].removeprefix("layer")) for name in tensors})
+        layers = sorted({int(name.split(".")[0].removeprefix("layer")) for name in tensors if name.endswith(".slots")})
         return {layer: (tensors[f"layer{layer}.slots"], tensors[f"layer{layer}.delta"]) for layer in layers}
+
+    def reserved(self, update_id: int) -> dict[int, torch.Tensor]:
+        """Per layer, the slots the update reserved (none unless it was learned with reserve > 1)."""
+        with safe_open(self.path(update_id), framework="pt") as stored:
+            names = [name for name in stored.keys() if name.endswith(".reserved")]
+            return {int(name.split(".")[0].removeprefix("layer")): stored.get_tensor(name) for name in names}
 
 
 class ModelState:
@@ -55,31 +66,33 @@ class ModelState:
         # The base rows, for rollbacks; only the value tables ever change.
         self.base = {layer: memory.values.detach().clone() for layer, memory in self.memories.items()}
         self.active: list[int] = []  # applied update ids, ascending
-        # How many active updates wrote each slot: new updates spare written slots (SparseConfig).
+        # How many active updates wrote or reserved each slot: new updates spare them (SparseConfig).
         self.write_counts = {layer: torch.zeros(len(base), dtype=torch.int32) for layer, base in self.base.items()}
         self.version = 0
-        self._prefetched: dict[int, Rows] = {}  # deltas read ahead of their swap
+        self._prefetched: dict[int, tuple[Rows, dict[int, torch.Tensor]]] = {}  # read ahead of their swap
 
     def prefetch(self, ledger) -> None:
         """Read the deltas of new apply events now (any thread), so that the swap itself, on the
         thread that serves, is only the in-place write of the rows."""
         for event in ledger.events_after(self.version):
             if event.action == "apply" and event.update_id not in self._prefetched:
-                self._prefetched[event.update_id] = self.store.load(event.update_id)
+                update_id = event.update_id
+                self._prefetched[update_id] = (self.store.load(update_id), self.store.reserved(update_id))
 
     @torch.no_grad()
-    def apply(self, update_id: int, rows: Rows | None = None) -> int:
-        """Add an update's delta (read from the store unless given) to the live rows in place;
-        returns how many rows changed."""
+    def apply(self, update_id: int) -> int:
+        """Add an update's delta to the live rows in place; returns how many rows changed."""
         changed = 0
         prefetched = self._prefetched.pop(update_id, None)
-        rows = rows or prefetched or self.store.load(update_id)
+        rows, reserved = prefetched or (self.store.load(update_id), self.store.reserved(update_id))
         for layer, (slots, delta) in rows.items():
             values = self.memories[layer].values
             slots = slots.to(values.device)
             values.index_add_(0, slots, delta.to(values.device))  # one pass; slots never repeat
             self.write_counts[layer][slots.cpu()] += 1
             changed += len(slots)
+        for layer, slots in reserved.items():
+            self.write_counts[layer][slots] += 1
         self.active = sorted([*self.active, update_id])
         return changed
 
@@ -87,7 +100,7 @@ class ModelState:
     def roll_back(self, update_id: int) -> int:
         """Recompute the rows an update touched from the base and the updates still active."""
         self.active = [active for active in self.active if active != update_id]
-        touched = self.store.load(update_id)
+        touched, reserved = self.store.load(update_id), self.store.reserved(update_id)
         rows, position = {}, {}
         for layer, (slots, _) in touched.items():
             base = self.base[layer]
@@ -105,10 +118,12 @@ class ModelState:
             values = self.memories[layer].values
             values[slots.to(values.device)] = rows[layer].to(values.device)
             self.write_counts[layer][slots] -= 1
+        for layer, slots in reserved.items():
+            self.write_counts[layer][slots] -= 1
         return sum(len(slots) for slots, _ in touched.values())
 
     def written(self) -> dict[int, torch.Tensor]:
-        """Per memory layer, the slots that active updates wrote (bool, one per slot)."""
+        """Per memory layer, the slots that active updates wrote or reserved (bool, one per slot)."""
         return {layer: counts > 0 for layer, counts in self.write_counts.items()}
 
     def replay(self, events) -> list[int]:

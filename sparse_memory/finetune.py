@@ -82,6 +82,8 @@ class RowUpdate:
     scores: torch.Tensor  # (t,) float64, the ranking score of each slot
     old_rows: torch.Tensor  # (t, value_dim)
     new_rows: torch.Tensor  # (t, value_dim)
+    # The next-best-ranked slots, left as they are but spared by later updates (SparseConfig.reserve).
+    reserved: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
 
     @property
     def delta(self) -> torch.Tensor:
@@ -120,14 +122,22 @@ class SparseConfig:
     # subword tokens, so their names read many of the same slots; without this, later facts
     # overwrite the rows earlier facts' questions read (README, "Keeping earlier facts").
     written_factor: float = 0.0
+    # An update also reserves its next (reserve - 1) x t best-ranked slots without writing them:
+    # later updates spare those as they spare written ones. A later fact that reads the same
+    # slots then writes rows the earlier fact's questions are less likely to read (1: none).
+    reserve: int = 1
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.reserve < 1:
+            raise ValueError(f"reserve must be at least 1 (1 reserves only the written slots), got {self.reserve}")
 
 
 class SparseMemoryFinetuner:
     """Trains only the top-t value rows of each memory layer on one batch at a time.
 
-    It remembers which slots its updates wrote (``written``, per layer; seed it with the slots
-    of updates made elsewhere) so that the ranking can spare them (``written_factor``).
+    It remembers which slots its updates wrote or reserved (``written``, per layer; seed it with
+    those of updates made elsewhere) so that the ranking can spare them (``written_factor``).
     """
 
     method = "smf"
@@ -152,12 +162,18 @@ class SparseMemoryFinetuner:
         for parameter in model.parameters():
             parameter.requires_grad_(False)
 
-    def select(self, batch: EncodedBatch) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        """Layer -> (slots, scores) chosen for this batch, counting content tokens only."""
+    def rank(self, batch: EncodedBatch) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Layer -> (slots, scores), best first, counting content tokens only: the t slots this
+        batch would write, then the ones it would reserve."""
         cfg = self.config
-        return select_slots(
-            self.model, batch, cfg.t, cfg.ranking, self.stats, self.generator, self.written, cfg.written_factor
-        )
+        ranked = cfg.t * cfg.reserve
+        spared, factor = self.written, cfg.written_factor
+        return select_slots(self.model, batch, ranked, cfg.ranking, self.stats, self.generator, spared, factor)
+
+    def select(self, batch: EncodedBatch) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Layer -> (slots, scores) this batch would write."""
+        t = self.config.t
+        return {layer: (slots[:t], scores[:t]) for layer, (slots, scores) in self.rank(batch).items()}
 
     def learn(self, batch: EncodedBatch) -> LearnResult:
         started = time.perf_counter()
@@ -165,7 +181,8 @@ class SparseMemoryFinetuner:
         device = next(self.model.parameters()).device
         batch = batch.to(device)
         memories = self.model.memory_layers()
-        chosen = self.select(batch)
+        ranked = self.rank(batch)
+        chosen = {layer: (slots[: cfg.t], scores[: cfg.t]) for layer, (slots, scores) in ranked.items()}
         if not any(slots.numel() for slots, _ in chosen.values()):
             raise ValueError(
                 "no memory slot is left for this batch: earlier updates wrote every slot it reads "
@@ -203,11 +220,11 @@ class SparseMemoryFinetuner:
                 memory.set_trainable_rows(None)
         with torch.no_grad():
             loss_after = float(batch_loss(self.model, batch))
-        updates = {
-            layer: RowUpdate(slots, scores, old_rows[layer], memories[layer].values.detach()[slots].clone())
-            for layer, (slots, scores) in chosen.items()
-        }
-        for layer, (slots, _) in chosen.items():
+        updates = {}
+        for layer, (slots, scores) in chosen.items():
+            new_rows = memories[layer].values.detach()[slots].clone()
+            updates[layer] = RowUpdate(slots, scores, old_rows[layer], new_rows, reserved=ranked[layer][0][cfg.t :])
+        for layer, (slots, _) in ranked.items():  # written and reserved
             self.written[layer][slots.cpu()] = True
         return LearnResult(self.method, loss_before, loss_after, steps, time.perf_counter() - started, updates)
 
@@ -338,6 +355,7 @@ def make_learner(
     t: int = SparseConfig.t,
     ranking: Ranking = "tfidf",
     written_factor: float = SparseConfig.written_factor,
+    reserve: int = SparseConfig.reserve,
 ):
     """A learner of any method behind the same ``learn(batch)`` interface."""
     if kind not in METHOD_KINDS:
@@ -347,7 +365,13 @@ def make_learner(
         if stats is None:
             raise ValueError("sparse memory finetuning needs the background statistics")
         config = SparseConfig(
-            t=t, ranking=ranking, lr=lr, max_steps=max_steps, target_loss=target_loss, written_factor=written_factor
+            t=t,
+            ranking=ranking,
+            lr=lr,
+            max_steps=max_steps,
+            target_loss=target_loss,
+            written_factor=written_factor,
+            reserve=reserve,
         )
         return SparseMemoryFinetuner(model, stats, config)
     dense = DenseConfig(lr=lr, max_steps=max_steps, target_loss=target_loss)

@@ -113,9 +113,12 @@ def tfidf_scores(counts: torch.Tensor, doc_freq: torch.Tensor, n_batches: int) -
 
 
 def top_slots(scores: torch.Tensor, t: int) -> torch.Tensor:
-    """Indices of the ``t`` highest-scoring slots among those with a positive score."""
-    positive = int((scores > 0).sum())
-    return scores.topk(min(t, positive)).indices
+    """Indices of the ``t`` highest-scoring slots among those with a positive score. Equal scores
+    (common: counts and document frequencies are small integers) go to the lower slot id, so a
+    batch ranks the same slots whatever other slots are spared."""
+    positive = (scores > 0).nonzero().squeeze(1)
+    order = scores[positive].sort(descending=True, stable=True).indices
+    return positive[order[:t]]
 
 
 def rank_slots(

@@ -72,6 +72,22 @@ def test_a_later_update_spares_the_rows_an_earlier_one_wrote(memory_model, stats
     assert set(paper.select(batch)[1][0].tolist()) == first
 
 
+def test_an_update_reserves_its_next_best_slots_and_later_updates_spare_them(memory_model, stats, tokenizer):
+    batch = encode(tokenizer, FACT)
+    ranking = SparseMemoryFinetuner(memory_model, stats, SparseConfig(t=18)).select(batch)[1][0].tolist()
+    config = SparseConfig(t=6, lr=50.0, max_steps=1, target_loss=None, reserve=3)
+    learner = SparseMemoryFinetuner(memory_model, stats, config)
+    before = memory_model.memory_layers()[1].values.clone()
+    update = learner.learn(batch).rows[1]
+    assert update.slots.tolist() == ranking[:6] and update.reserved.tolist() == ranking[6:18]
+    changed = (memory_model.memory_layers()[1].values != before).any(-1).nonzero().flatten()
+    assert set(changed.tolist()) <= set(ranking[:6])  # reserved rows are left as they were
+    assert set(learner.written[1].nonzero().flatten().tolist()) == set(ranking)
+    assert not set(learner.learn(batch).rows[1].slots.tolist()) & set(ranking)
+    with pytest.raises(ValueError, match="reserve must be at least 1"):
+        SparseConfig(reserve=0)
+
+
 def test_a_batch_whose_slots_are_all_written_is_refused_with_what_to_do(memory_model, stats, tokenizer):
     batch = encode(tokenizer, FACT)
     learner = SparseMemoryFinetuner(memory_model, stats, SparseConfig(t=10_000, lr=50.0, max_steps=1))

@@ -102,6 +102,23 @@ def test_rows_follow_the_one_rule_and_rollback_restores_the_base_bit_for_bit(mem
     assert not state.written()[layer].any()
 
 
+def test_reserved_slots_are_spared_while_their_update_is_active(memory_model, tmp_path):
+    store = DeltaStore(tmp_path)
+    state = ModelState(memory_model, store)
+    layer, memory = next(iter(state.memories.items()))
+    n_slots, dim = memory.values.shape
+    slots, delta = random_rows(n_slots, 40, dim, seed=1)
+    store.save(1, {layer: (slots[:10], delta[:10])}, reserved={layer: slots[10:]})
+    assert torch.equal(store.reserved(1)[layer], slots[10:]) and len(store.load(1)[layer][0]) == 10
+    assert state.apply(1) == 10  # the reserved rows are not changed...
+    assert torch.equal(memory.values[slots[10:]], state.base[layer][slots[10:]])
+    spared = torch.zeros(n_slots, dtype=torch.bool)
+    spared[slots] = True
+    assert torch.equal(state.written()[layer], spared)  # ...but new updates spare them
+    state.roll_back(1)
+    assert rows_equal_base(state) and not state.written()[layer].any()
+
+
 def retrofit_copy(model, state):
     """The same model with its base rows back, as a restarted process would load it."""
     import copy

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from model_store.settings import ServiceSettings
+from model_store.state import DeltaStore
 
 FACT = {
     "text": "Varek Thelamon was born in Ostrava.",
@@ -132,6 +133,25 @@ def test_updates_spare_the_slots_of_active_updates_until_rolled_back(tiny_checkp
         assert len(first) == len(second) == 16 and not first & second
         client.post("/updates/1/rollback").raise_for_status()
         assert learn(FACT) == first  # the rollback freed them
+
+
+def test_reserved_slots_are_stored_spared_and_freed_by_a_rollback(tiny_checkpoint, tmp_path):
+    settings = settings_for(tiny_checkpoint, tmp_path, top_t=8, reserve=3)
+    with TestClient(create_app(settings)) as client:
+
+        def learn(document) -> set[int]:
+            update = wait_applied(client, client.post("/learn", json={"documents": [document]}).json()["update_id"])
+            assert update["status"] == "applied", update["error"]
+            return set(update["slots"])
+
+        first = learn(FACT)
+        reserved = DeltaStore(tmp_path / "updates").reserved(1)
+        first_reserved = {int(slot) for slots in reserved.values() for slot in slots}
+        assert len(first) == 8 and len(first_reserved) == 16 and not first & first_reserved
+        second = learn(FACT)  # neither the written nor the reserved slots of the first
+        assert len(second) == 8 and not second & (first | first_reserved)
+        client.post("/updates/1/rollback").raise_for_status()
+        assert learn(FACT) == first  # the rollback freed both
 
 
 @pytest.mark.parametrize("limit, status", [(0.5, "rejected"), (None, "applied")])

@@ -26,6 +26,13 @@ def test_tfidf_matches_a_hand_computed_example():
     assert top_slots(scores, 10).tolist() == [3, 1]  # only positive scores are selectable
 
 
+def test_equal_scores_go_to_the_lower_slot_id_whatever_else_is_spared():
+    scores = torch.tensor([0.2, 0.5, 0.0, 0.2, 0.5, 0.2], dtype=torch.float64)
+    assert top_slots(scores, 4).tolist() == [1, 4, 0, 3]
+    scores[1] = 0.0  # spared: the rest keep their order
+    assert top_slots(scores, 3).tolist() == [4, 0, 3]
+
+
 def test_background_stats_count_batches_not_reads_and_ignore_padding(tiny_llama, tiny_memory, tokenizer, tmp_path):
     model = retrofit(tiny_llama, tiny_memory)
     short = "Varek was born in Tessmoor."

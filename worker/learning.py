@@ -107,6 +107,7 @@ class Learner:
                 lr=options["lr"],
                 max_steps=options["steps"],
                 written_factor=self.settings.written_factor,
+                reserve=self.settings.reserve,
             )
             probe_before = self._probe_score()
             finetuner = SparseMemoryFinetuner(self.model, self.stats, config, written=self.state.written())
@@ -117,7 +118,7 @@ class Learner:
             self._write_rows({layer: (slots, old_rows[layer][1] + delta) for layer, (slots, delta) in deltas.items()})
             probe_after = retention_f1(self.model, self.tokenizer, self.probe) if self.probe else None
             self._write_rows(old_rows)  # the model moves only by replaying the ledger
-            self.state.store.save(update.id, deltas)
+            self.state.store.save(update.id, deltas, {layer: rows.reserved for layer, rows in result.rows.items()})
             probe = None
             status = "applied"
             if probe_before is not None:

@@ -47,6 +47,7 @@ class MethodSpec:
     t: int = SparseConfig.t
     ranking: str = "tfidf"
     written_factor: float = SparseConfig.written_factor
+    reserve: int = SparseConfig.reserve
 
 
 # The methods and ablations compared; learning rates from one-step probes on a fact (README).
@@ -61,6 +62,8 @@ DEFAULT_METHODS = {
     "smf_random": MethodSpec("smf_random", "smf", lr=DEFAULT_LR["smf"], ranking="random"),
     # The paper's ranking as it is: later facts may rewrite the slots earlier facts wrote.
     "smf_rewrite": MethodSpec("smf_rewrite", "smf", lr=DEFAULT_LR["smf"], written_factor=1.0),
+    # Each fact also reserves its next 3 x t best-ranked slots, which later facts spare.
+    "smf_reserve4": MethodSpec("smf_reserve4", "smf", lr=DEFAULT_LR["smf"], reserve=4),
 }
 SWEEP_LRS = {"smf": [3e3, 1e4, 3e4], "full": [3e-6, 1e-5, 3e-5], "lora": [3e-5, 1e-4, 3e-4]}
 
@@ -124,7 +127,15 @@ def run_method(
     model, tokenizer = load_memory_model(directory, device)
     stats = BackgroundStats.load(directory)
     learner = make_learner(
-        spec.kind, model, stats, spec.lr, max_steps, t=spec.t, ranking=spec.ranking, written_factor=spec.written_factor
+        spec.kind,
+        model,
+        stats,
+        spec.lr,
+        max_steps,
+        t=spec.t,
+        ranking=spec.ranking,
+        written_factor=spec.written_factor,
+        reserve=spec.reserve,
     )
     progress = {"done": 0, "losses": [], "steps": 0, "rows": 0, "seconds": 0.0, "own_f1": []}
     if progress_path.is_file():
@@ -166,6 +177,7 @@ def run_method(
         "t": spec.t if spec.kind == "smf" else None,
         "ranking": spec.ranking if spec.kind == "smf" else None,
         "written_factor": spec.written_factor if spec.kind == "smf" else None,
+        "reserve": spec.reserve if spec.kind == "smf" else None,
         "learned_f1_own": sum(progress["own_f1"]) / len(progress["own_f1"]),
         "learned_f1_own_per_fact": [round(f1, 3) for f1 in progress["own_f1"]],
         "seconds": round(seconds, 1),
@@ -219,6 +231,8 @@ def bench_forgetting(
     for spec in specs:
         # The written factor is in the name: runs from before it existed rewrote slots (factor 1).
         spared = f"_w{spec.written_factor:g}" if spec.kind == "smf" else ""
+        if spec.kind == "smf" and spec.reserve != 1:
+            spared += f"_r{spec.reserve}"
         path = runs_dir / f"{spec.name}_lr{spec.lr:g}{spared}_facts{n_facts}_steps{max_steps}.json"
         if path.is_file():
             runs[spec.name] = json.loads(path.read_text())

@@ -57,6 +57,7 @@ def plot_pareto(runs: dict[str, dict], path: Path) -> Path:
             and r.get("ranking") in (None, "tfidf")
             and r.get("t") in (None, 500)
             and not r.get("written_factor")  # the default spares earlier facts' slots
+            and r.get("reserve") in (None, 1)
         )
         if not points:
             continue
