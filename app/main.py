@@ -67,6 +67,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         slots = service.state.model.memory_config.n_slots
         if options["top_t"] > slots:
             raise HTTPException(422, f"options.top_t is {options['top_t']}; this memory has {slots} slots per layer")
+        if options["top_t"] * options["reserve"] > slots:
+            raise HTTPException(
+                422,
+                f"options.top_t x options.reserve is {options['top_t'] * options['reserve']}; "
+                f"this memory has {slots} slots per layer: lower reserve",
+            )
         documents = [
             document_record(d.text, [qa.model_dump() for qa in d.qa] if d.qa else None) for d in body.documents
         ]

@@ -30,6 +30,12 @@ class LearnOptions(BaseModel):
     top_t: int | None = Field(default=None, ge=1, description="Value rows the update may change.")
     steps: int | None = Field(default=None, ge=1, le=1000, description="Sparse steps at most.")
     lr: float | None = Field(default=None, gt=0, description="Learning rate of the value rows.")
+    reserve: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Also reserve the next (reserve - 1) x top_t best-ranked slots, which later updates spare.",
+    )
 
 
 class LearnRequest(BaseModel):

@@ -99,4 +99,5 @@ class Service:
             self.events.publish(version)
 
     def learning_defaults(self) -> dict:
-        return {"top_t": self.settings.top_t, "steps": self.settings.steps, "lr": self.settings.lr}
+        settings = self.settings
+        return {"top_t": settings.top_t, "steps": settings.steps, "lr": settings.lr, "reserve": settings.reserve}

@@ -55,8 +55,8 @@ class ServiceSettings(CoreSettings):
     reserve: int = Field(
         default=SparseConfig.reserve,
         ge=1,
-        description="An update also reserves its next (reserve - 1) x top_t best-ranked slots, which later "
-        "updates spare as if written (1: only the written slots).",
+        description="Default of the update option: an update also reserves its next (reserve - 1) x top_t "
+        "best-ranked slots, which later updates spare as if written (1: only the written slots).",
     )
     probe_size: int = Field(default=16, description="Retention questions asked before and after each update.")
     max_retention_drop: float | None = Field(

@@ -89,6 +89,7 @@ def test_bad_input_is_refused_with_a_reason_and_nothing_is_queued(tiny_checkpoin
             ({"documents": [{"text": "   "}]}, "whitespace"),
             ({"documents": [FACT], "options": {"top_t": 10**9}}, "slots per layer"),
             ({"documents": [FACT], "options": {"lr": -1}}, "lr"),
+            ({"documents": [FACT], "options": {"top_t": 64, "reserve": 64}}, "lower reserve"),
         ]
         for body, reason in cases:
             response = client.post("/learn", json=body)
@@ -139,9 +140,11 @@ def test_reserved_slots_are_stored_spared_and_freed_by_a_rollback(tiny_checkpoin
     settings = settings_for(tiny_checkpoint, tmp_path, top_t=8, reserve=3)
     with TestClient(create_app(settings)) as client:
 
-        def learn(document) -> set[int]:
-            update = wait_applied(client, client.post("/learn", json={"documents": [document]}).json()["update_id"])
+        def learn(document, **options) -> set[int]:
+            body = {"documents": [document], "options": options}
+            update = wait_applied(client, client.post("/learn", json=body).json()["update_id"])
             assert update["status"] == "applied", update["error"]
+            assert update["options"]["reserve"] == options.get("reserve", 3)  # the server's default
             return set(update["slots"])
 
         first = learn(FACT)
@@ -151,7 +154,8 @@ def test_reserved_slots_are_stored_spared_and_freed_by_a_rollback(tiny_checkpoin
         second = learn(FACT)  # neither the written nor the reserved slots of the first
         assert len(second) == 8 and not second & (first | first_reserved)
         client.post("/updates/1/rollback").raise_for_status()
-        assert learn(FACT) == first  # the rollback freed both
+        assert learn(FACT, reserve=1) == first  # the rollback freed both
+        assert not DeltaStore(tmp_path / "updates").reserved(3)  # an update's own option
 
 
 @pytest.mark.parametrize("limit, status", [(0.5, "rejected"), (None, "applied")])

@@ -107,7 +107,7 @@ class Learner:
                 lr=options["lr"],
                 max_steps=options["steps"],
                 written_factor=self.settings.written_factor,
-                reserve=self.settings.reserve,
+                reserve=options.get("reserve", 1),  # updates queued before the option existed reserved none
             )
             probe_before = self._probe_score()
             finetuner = SparseMemoryFinetuner(self.model, self.stats, config, written=self.state.written())
