@@ -66,7 +66,13 @@ class Service:
 
             self.events = None
             learner = Learner(
-                settings, self.ledger, learner_model, self.tokenizer, stats, publish=self.engine.request_catch_up
+                settings,
+                self.ledger,
+                learner_model,
+                self.tokenizer,
+                stats,
+                publish=self.engine.request_catch_up,
+                base=self.state.base,  # one copy of the base rows for the two models
             )
             self.local_worker = LocalWorker(learner)
 

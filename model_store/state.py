@@ -59,12 +59,14 @@ class DeltaStore:
 class ModelState:
     """A memory model kept equal to base + active deltas, at a known ledger version."""
 
-    def __init__(self, model, store: DeltaStore):
+    def __init__(self, model, store: DeltaStore, base: dict[int, torch.Tensor] | None = None):
+        """``base``: the base rows of another state of the same checkpoint in this process, to
+        share (they are never written; a large memory's table is gigabytes)."""
         self.model = model
         self.store = store
         self.memories = model.memory_layers()
         # The base rows, for rollbacks; only the value tables ever change.
-        self.base = {layer: memory.values.detach().clone() for layer, memory in self.memories.items()}
+        self.base = base or {layer: memory.values.detach().clone() for layer, memory in self.memories.items()}
         self.active: list[int] = []  # applied update ids, ascending
         # How many active updates wrote or reserved each slot: new updates spare them (SparseConfig).
         self.write_counts = {layer: torch.zeros(len(base), dtype=torch.int32) for layer, base in self.base.items()}

@@ -125,7 +125,8 @@ class SparseConfig:
     # An update also reserves its next (reserve - 1) x t best-ranked slots without writing them:
     # later updates spare those as they spare written ones. A later fact that reads the same
     # slots then writes rows the earlier fact's questions are less likely to read (1: none).
-    reserve: int = 1
+    # Measured on 100 facts (README): 4 kept every fact as well as right after its own steps.
+    reserve: int = 4
     seed: int = 0
 
     def __post_init__(self) -> None:

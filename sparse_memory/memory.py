@@ -32,7 +32,9 @@ class MemoryConfig:
     # and 16 reads per head gave the highest question/statement slot overlap.
     layers: list[int] = field(default_factory=lambda: [3])
     layout: Literal["beside", "replace"] = "beside"
-    n_keys: int = 256  # sub-keys per half; N = n_keys ** 2 slots
+    # Sub-keys per half; N = n_keys ** 2 slots. 1,048,576 slots (the paper's size): at 100 facts,
+    # 65,536 filled up and forgot 35% of the retention set (README, "Learning vs forgetting").
+    n_keys: int = 1024
     heads: int = 4
     k: int = 16  # slots read per head per token
     key_dim: int = 256  # query dimension per head; each sub-key has key_dim // 2

@@ -55,10 +55,11 @@ def test_baselines_are_compared_at_the_measured_learning_rate_closest_to_smf_in_
         "full_lr3e-05_lr3e-05_facts100_steps30": _run("full", 3e-5, 0.45),
         "lora_lr0.0001_facts100_steps30": _run("lora", 1e-4, 0.10),
         "full_lr3e-05_lr3e-05_facts20_steps30": _run("full", 3e-5, 0.52),  # another fact count
+        "full_lr3e-06_lr3e-06_facts100_steps30": _run("full", 3e-6, 0.50) | {"memory_slots": 1024},  # another memory
     }
     for stem, run in saved.items():
         (runs_dir / f"{stem}.json").write_text(json.dumps(run))
-    measured = measured_runs(runs_dir, 100, 30)
+    measured = measured_runs(runs_dir, 100, 30, n_slots=65_536)
     assert sorted(measured) == ["full_lr1e-05_lr1e-05", "full_lr3e-05_lr3e-05", "lora_lr0.0001"]
 
     methods = {"smf": _run("smf", 1e4, 0.50), "full": _run("full", 1e-5, 0.20), "lora": _run("lora", 1e-4, 0.10)}

@@ -58,7 +58,7 @@ def test_written_slots_are_spared_by_the_factor():
 
 def test_a_later_update_spares_the_rows_an_earlier_one_wrote(memory_model, stats, tokenizer):
     batch = encode(tokenizer, FACT)
-    config = SparseConfig(t=6, lr=50.0, max_steps=1, target_loss=None)
+    config = SparseConfig(t=6, lr=50.0, max_steps=1, target_loss=None, reserve=1)  # written slots only
     learner = SparseMemoryFinetuner(memory_model, stats, config)
     first = set(learner.learn(batch).rows[1].slots.tolist())
     second = set(learner.learn(batch).rows[1].slots.tolist())
@@ -68,7 +68,8 @@ def test_a_later_update_spares_the_rows_an_earlier_one_wrote(memory_model, stats
     # Seeded with another process's writes, a new learner spares them too; factor 1 does not.
     seeded = SparseMemoryFinetuner(memory_model, stats, config, written=learner.written)
     assert not set(seeded.select(batch)[1][0].tolist()) & (first | second)
-    paper = SparseMemoryFinetuner(memory_model, stats, SparseConfig(t=6, written_factor=1.0), written=learner.written)
+    paper_config = SparseConfig(t=6, written_factor=1.0, reserve=1)
+    paper = SparseMemoryFinetuner(memory_model, stats, paper_config, written=learner.written)
     assert set(paper.select(batch)[1][0].tolist()) == first
 
 

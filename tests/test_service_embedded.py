@@ -39,6 +39,8 @@ def test_learn_ask_audit_roll_back_and_restart(tiny_checkpoint, tmp_path):
     with TestClient(create_app(settings)) as client:
         base = client.get("/model").json()
         assert base["model_version"] == 0 and client.get("/readyz").status_code == 200
+        service = client.app.state.service  # the learner's model shares the base rows, not a copy
+        assert service.local_worker.learner.state.base is service.state.base
         before = client.post("/generate", json=QUESTION).json()
         assert "Ostrava" not in before["text"]
 
@@ -122,7 +124,7 @@ def test_idempotency_key_and_streaming(tiny_checkpoint, tmp_path):
 
 
 def test_updates_spare_the_slots_of_active_updates_until_rolled_back(tiny_checkpoint, tmp_path):
-    with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path, top_t=16))) as client:
+    with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path, top_t=16, reserve=1))) as client:
 
         def learn(document) -> set[int]:
             update = wait_applied(client, client.post("/learn", json={"documents": [document]}).json()["update_id"])

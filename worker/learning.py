@@ -60,13 +60,15 @@ class Learner:
         tokenizer,
         stats: BackgroundStats,
         publish: Callable[[int], None] = lambda version: None,
+        base: dict | None = None,
     ):
+        """``base``: the base rows of a ``ModelState`` of the same checkpoint, shared (see ModelState)."""
         self.settings = settings
         self.ledger = ledger
         self.tokenizer = tokenizer
         self.stats = stats
         self.publish = publish
-        self.state = ModelState(model, DeltaStore(settings.data_dir / "updates"))
+        self.state = ModelState(model, DeltaStore(settings.data_dir / "updates"), base)
         # The probe is asked of the base model, before any update is replayed.
         self.probe = probe_set(model, tokenizer, settings.data_dir, settings.probe_size) if settings.probe_size else []
         self._probe_scores: dict[int, float] = {}  # model version -> probe F1

@@ -62,8 +62,8 @@ DEFAULT_METHODS = {
     "smf_random": MethodSpec("smf_random", "smf", lr=DEFAULT_LR["smf"], ranking="random"),
     # The paper's ranking as it is: later facts may rewrite the slots earlier facts wrote.
     "smf_rewrite": MethodSpec("smf_rewrite", "smf", lr=DEFAULT_LR["smf"], written_factor=1.0),
-    # Each fact also reserves its next 3 x t best-ranked slots, which later facts spare.
-    "smf_reserve4": MethodSpec("smf_reserve4", "smf", lr=DEFAULT_LR["smf"], reserve=4),
+    # Each fact spares only the slots it wrote, not its next best-ranked ones.
+    "smf_reserve1": MethodSpec("smf_reserve1", "smf", lr=DEFAULT_LR["smf"], reserve=1),
 }
 SWEEP_LRS = {"smf": [3e3, 1e4, 3e4], "full": [3e-6, 1e-5, 3e-5], "lora": [3e-5, 1e-4, 3e-4]}
 
@@ -186,6 +186,7 @@ def run_method(
         "mean_loss_before": sum(a for a, _ in losses) / len(losses),
         "mean_loss_after": sum(b for _, b in losses) / len(losses),
         "facts": len(facts),
+        "memory_slots": model.memory_config.n_slots,
     }
 
 
@@ -211,6 +212,7 @@ def bench_forgetting(
     retention = retention_set(model, tokenizer, where.memory, size=60 if quick else 150)
     wiki = [a.text for a in articles("heldout")[: 40 if quick else 100]]
     before = measure(model, tokenizer, fact_list, retention, wiki)
+    n_slots = model.memory_config.n_slots
     del model
     print(f"before learning: {before}")
 
@@ -236,6 +238,11 @@ def bench_forgetting(
         path = runs_dir / f"{spec.name}_lr{spec.lr:g}{spared}_facts{n_facts}_steps{max_steps}.json"
         if path.is_file():
             runs[spec.name] = json.loads(path.read_text())
+            if memory_slots(runs[spec.name]) != n_slots:
+                raise ValueError(
+                    f"{path} was measured on a memory of {memory_slots(runs[spec.name]):,} slots and this model "
+                    f"has {n_slots:,}: give another --results-dir"
+                )
             print(f"{spec.name}: cached in {path}")
             continue
         progress_path = path.with_suffix(".progress.pt")
@@ -251,7 +258,7 @@ def bench_forgetting(
         return runs  # one piece of a sweep; the run without --lr puts the pieces together
     methods_only = {spec.name: runs[spec.name] for spec in specs if spec.name in DEFAULT_METHODS}
     # Every learning rate measured so far for this fact count, by this command or by --lr runs.
-    measured = measured_runs(runs_dir, n_facts, max_steps)
+    measured = measured_runs(runs_dir, n_facts, max_steps, n_slots)
     if "smf" in methods_only and any(run["kind"] != "smf" for run in measured.values()):
         (results_dir / "forgetting_sweep.json").write_text(json.dumps(measured, indent=2) + "\n")
         plot_pareto(measured, results_dir / "forgetting_pareto.png")
@@ -273,8 +280,14 @@ def matched_baselines(methods: dict[str, dict], measured: dict[str, dict]) -> di
     return matched
 
 
-def measured_runs(runs_dir: Path, n_facts: int, max_steps: int) -> dict[str, dict]:
-    """Every finished run saved for this fact count and step limit, by run name."""
+def memory_slots(run: dict) -> int:
+    """The memory size a run was measured on; runs saved before it was recorded used the first
+    default memory, 65,536 slots."""
+    return run.get("memory_slots", 65_536)
+
+
+def measured_runs(runs_dir: Path, n_facts: int, max_steps: int, n_slots: int) -> dict[str, dict]:
+    """Every finished run saved for this fact count, step limit and memory size, by run name."""
     suffix = f"_facts{n_facts}_steps{max_steps}"
-    paths = sorted(runs_dir.glob(f"*{suffix}.json"))
-    return {path.stem.removesuffix(suffix): json.loads(path.read_text()) for path in paths}
+    runs = {path.stem.removesuffix(suffix): json.loads(path.read_text()) for path in runs_dir.glob(f"*{suffix}.json")}
+    return {name: run for name, run in sorted(runs.items()) if memory_slots(run) == n_slots}
