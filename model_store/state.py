@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 Rows = dict[int, tuple[torch.Tensor, torch.Tensor]]  # memory layer -> (slots, delta rows)
@@ -45,15 +44,16 @@ class DeltaStore:
         os.replace(partial, self.path(update_id))  # readers never see half a file
 
     def load(self, update_id: int) -> Rows:
+        return self.load_with_reserved(update_id)[0]
+
+    def load_with_reserved(self, update_id: int) -> tuple[Rows, dict[int, torch.Tensor]]:
+        """The update's rows, and per layer the slots it reserved (none unless it was learned with
+        reserve > 1), from one read of its file."""
         tensors = load_file(self.path(update_id))
         layers = sorted({int(name.split(".")[0].removeprefix("layer")) for name in tensors if name.endswith(".slots")})
-        return {layer: (tensors[f"layer{layer}.slots"], tensors[f"layer{layer}.delta"]) for layer in layers}
-
-    def reserved(self, update_id: int) -> dict[int, torch.Tensor]:
-        """Per layer, the slots the update reserved (none unless it was learned with reserve > 1)."""
-        with safe_open(self.path(update_id), framework="pt") as stored:
-            names = [name for name in stored.keys() if name.endswith(".reserved")]
-            return {int(name.split(".")[0].removeprefix("layer")): stored.get_tensor(name) for name in names}
+        rows = {layer: (tensors[f"layer{layer}.slots"], tensors[f"layer{layer}.delta"]) for layer in layers}
+        reserved = {layer: tensors[f"layer{layer}.reserved"] for layer in layers if f"layer{layer}.reserved" in tensors}
+        return rows, reserved
 
 
 class ModelState:
@@ -78,15 +78,14 @@ class ModelState:
         thread that serves, is only the in-place write of the rows."""
         for event in ledger.events_after(self.version):
             if event.action == "apply" and event.update_id not in self._prefetched:
-                update_id = event.update_id
-                self._prefetched[update_id] = (self.store.load(update_id), self.store.reserved(update_id))
+                self._prefetched[event.update_id] = self.store.load_with_reserved(event.update_id)
 
     @torch.no_grad()
     def apply(self, update_id: int) -> int:
         """Add an update's delta to the live rows in place; returns how many rows changed."""
         changed = 0
         prefetched = self._prefetched.pop(update_id, None)
-        rows, reserved = prefetched or (self.store.load(update_id), self.store.reserved(update_id))
+        rows, reserved = prefetched or self.store.load_with_reserved(update_id)
         for layer, (slots, delta) in rows.items():
             values = self.memories[layer].values
             slots = slots.to(values.device)
@@ -102,7 +101,7 @@ class ModelState:
     def roll_back(self, update_id: int) -> int:
         """Recompute the rows an update touched from the base and the updates still active."""
         self.active = [active for active in self.active if active != update_id]
-        touched, reserved = self.store.load(update_id), self.store.reserved(update_id)
+        touched, reserved = self.store.load_with_reserved(update_id)
         rows, position = {}, {}
         for layer, (slots, _) in touched.items():
             base = self.base[layer]

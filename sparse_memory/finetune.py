@@ -173,8 +173,11 @@ class SparseMemoryFinetuner:
 
     def select(self, batch: EncodedBatch) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
         """Layer -> (slots, scores) this batch would write."""
+        return self._to_write(self.rank(batch))
+
+    def _to_write(self, ranked: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> dict:
         t = self.config.t
-        return {layer: (slots[:t], scores[:t]) for layer, (slots, scores) in self.rank(batch).items()}
+        return {layer: (slots[:t], scores[:t]) for layer, (slots, scores) in ranked.items()}
 
     def learn(self, batch: EncodedBatch) -> LearnResult:
         started = time.perf_counter()
@@ -183,7 +186,7 @@ class SparseMemoryFinetuner:
         batch = batch.to(device)
         memories = self.model.memory_layers()
         ranked = self.rank(batch)
-        chosen = {layer: (slots[: cfg.t], scores[: cfg.t]) for layer, (slots, scores) in ranked.items()}
+        chosen = self._to_write(ranked)
         if not any(slots.numel() for slots, _ in chosen.values()):
             raise ValueError(
                 "no memory slot is left for this batch: earlier updates wrote every slot it reads "

@@ -109,7 +109,8 @@ def test_reserved_slots_are_spared_while_their_update_is_active(memory_model, tm
     n_slots, dim = memory.values.shape
     slots, delta = random_rows(n_slots, 40, dim, seed=1)
     store.save(1, {layer: (slots[:10], delta[:10])}, reserved={layer: slots[10:]})
-    assert torch.equal(store.reserved(1)[layer], slots[10:]) and len(store.load(1)[layer][0]) == 10
+    rows, reserved = store.load_with_reserved(1)
+    assert torch.equal(reserved[layer], slots[10:]) and len(rows[layer][0]) == 10
     assert state.apply(1) == 10  # the reserved rows are not changed...
     assert torch.equal(memory.values[slots[10:]], state.base[layer][slots[10:]])
     spared = torch.zeros(n_slots, dtype=torch.bool)

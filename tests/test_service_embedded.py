@@ -150,14 +150,14 @@ def test_reserved_slots_are_stored_spared_and_freed_by_a_rollback(tiny_checkpoin
             return set(update["slots"])
 
         first = learn(FACT)
-        reserved = DeltaStore(tmp_path / "updates").reserved(1)
+        reserved = DeltaStore(tmp_path / "updates").load_with_reserved(1)[1]
         first_reserved = {int(slot) for slots in reserved.values() for slot in slots}
         assert len(first) == 8 and len(first_reserved) == 16 and not first & first_reserved
         second = learn(FACT)  # neither the written nor the reserved slots of the first
         assert len(second) == 8 and not second & (first | first_reserved)
         client.post("/updates/1/rollback").raise_for_status()
         assert learn(FACT, reserve=1) == first  # the rollback freed both
-        assert not DeltaStore(tmp_path / "updates").reserved(3)  # an update's own option
+        assert not DeltaStore(tmp_path / "updates").load_with_reserved(3)[1]  # an update's own option
 
 
 @pytest.mark.parametrize("limit, status", [(0.5, "rejected"), (None, "applied")])
