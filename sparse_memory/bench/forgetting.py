@@ -119,11 +119,14 @@ def run_method(
     max_steps: int,
     before: dict,
     progress_path: Path,
+    fact_log: Path,
     progress_every_s: float = PROGRESS_EVERY_S,
 ) -> dict:
     """Learn ``facts`` in order, then measure. After a fact, once ``progress_every_s`` have passed
     since the last save, the learner's state goes to ``progress_path``, so a run stopped part way
-    (hours, for 100 facts on a CPU) goes on from there when the same command runs again."""
+    (hours, for 100 facts on a CPU) goes on from there when the same command runs again. Each
+    fact's own F1, steps and losses go to ``fact_log`` (one JSON line each) as soon as measured,
+    so a run can be followed while it goes, and a stopped one still shows how far it got."""
     model, tokenizer = load_memory_model(directory, device)
     stats = BackgroundStats.load(directory)
     learner = make_learner(
@@ -142,6 +145,9 @@ def run_method(
         progress = torch.load(progress_path, weights_only=False)
         learner.restore(progress.pop("learner"))
         print(f"{spec.name}: going on after fact {progress['done']} of {len(facts)} ({progress_path})")
+    # Lines past the saved state belong to facts that will be learned again.
+    logged = fact_log.read_text().splitlines(keepends=True) if fact_log.is_file() else []
+    fact_log.write_text("".join(logged[: progress["done"]]))
     last_save = time.monotonic()
     for index in tqdm(range(progress["done"], len(facts)), desc=f"learn {spec.name} lr={spec.lr:g}", unit="fact"):
         fact = facts[index]
@@ -154,6 +160,17 @@ def run_method(
         # Right after its own steps, before later facts can interfere: learning apart from keeping.
         progress["own_f1"].append(learned_scores(learner.model, tokenizer, [fact])["f1"])
         progress["done"] = index + 1
+        line = {
+            "fact": index,
+            "relation": fact.relation,
+            "own_f1": round(progress["own_f1"][-1], 3),
+            "steps": result.steps,
+            "loss_before": round(result.loss_before, 3),
+            "loss_after": round(result.loss_after, 3),
+            "seconds": round(progress["seconds"], 1),
+        }
+        with fact_log.open("a") as log:
+            log.write(json.dumps(line) + "\n")
         if time.monotonic() - last_save >= progress_every_s and progress["done"] < len(facts):
             partial = progress_path.with_suffix(".partial")
             torch.save({**progress, "learner": learner.state()}, partial)
@@ -247,7 +264,16 @@ def bench_forgetting(
             continue
         progress_path = path.with_suffix(".progress.pt")
         runs[spec.name] = run_method(
-            spec, where.memory, device, fact_list, retention, wiki, max_steps, before, progress_path
+            spec,
+            where.memory,
+            device,
+            fact_list,
+            retention,
+            wiki,
+            max_steps,
+            before,
+            progress_path,
+            fact_log=path.with_suffix(".facts.jsonl"),
         )
         path.write_text(json.dumps(runs[spec.name], indent=2) + "\n")
         progress_path.unlink(missing_ok=True)
