@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from sparse_memory.bench import BENCHMARKS
+from sparse_memory.bench import BENCHMARKS, PROGRESS_EVERY_S
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -39,7 +39,7 @@ def _bench(args: argparse.Namespace) -> int:
     options = {"quick": args.quick}
     if args.name == "forgetting":
         options.update(facts=args.facts, methods=args.methods, sweep=args.sweep, lr=args.lr, max_steps=args.max_steps)
-        options["results_dir"] = args.results_dir
+        options.update(results_dir=args.results_dir, save_every_s=args.save_every)
     elif args.name == "interference":
         options["facts"] = args.facts
     result = run_benchmark(args.name, **options)
@@ -84,7 +84,24 @@ def add_commands(commands) -> None:
     forgetting.add_argument(
         "--max-steps", type=int, default=30, help="steps per fact at most (stops 5 steps after the answers are right)"
     )
+    forgetting.add_argument(
+        "--save-every",
+        type=_seconds_or_never,
+        default=PROGRESS_EVERY_S,
+        metavar="SECONDS",
+        help=f"save a run's state after a fact at most this often, so a stopped run goes on from there "
+        f"(default {PROGRESS_EVERY_S:g}; 0: after every fact; never: no saves, for short runs on a GPU)",
+    )
     bench.set_defaults(run=_bench)
+
+
+def _seconds_or_never(text: str) -> float | None:
+    if text == "never":
+        return None
+    seconds = float(text)
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"give seconds >= 0 or 'never', not {text}")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:

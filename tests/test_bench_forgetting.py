@@ -6,6 +6,7 @@ import pytest
 
 from sparse_memory.bench import forgetting
 from sparse_memory.bench.forgetting import MethodSpec, matched_baselines, measured_runs, run_method
+from sparse_memory.cli import build_parser
 from sparse_memory.data.facts import make_facts
 
 
@@ -52,6 +53,26 @@ def test_a_stopped_run_goes_on_from_the_next_fact_and_ends_as_an_unstopped_one(t
     assert [line["fact"] for line in logged(progress_path)] == [0, 1, 2]
     assert logged(progress_path) == logged(tmp_path / "unstopped.progress.pt")
     assert [line["own_f1"] for line in logged(progress_path)] == resumed["learned_f1_own_per_fact"]
+
+
+def test_save_every_never_saves_nothing_and_the_command_line_takes_seconds_or_never(tiny_checkpoint, tmp_path):
+    spec = MethodSpec("smf", "smf", lr=50.0, t=16)
+    facts, wiki = make_facts(2, seed=0), ["The quick brown fox jumps over the lazy dog."]
+    before = {"learned_f1": 0.0, "retention_f1": 1.0, "nll": 5.0}
+    progress_path = tmp_path / "run.progress.pt"
+    fact_log = tmp_path / "run.facts.jsonl"
+    run_method(spec, tiny_checkpoint, "cpu", facts, [], wiki, 1, before, progress_path, fact_log, progress_every_s=None)
+    assert not progress_path.exists()
+    assert len(fact_log.read_text().splitlines()) == 2  # the log is kept either way
+
+    def save_every(*option):
+        return build_parser().parse_args(["bench", "forgetting", *option]).save_every
+
+    assert save_every() == 60.0
+    assert save_every("--save-every", "never") is None
+    assert save_every("--save-every", "0") == 0.0
+    with pytest.raises(SystemExit):
+        save_every("--save-every", "-5")
 
 
 def _run(kind, lr, learned_f1):

@@ -14,6 +14,11 @@ BENCHMARKS = {
     "interference": ("sparse_memory.bench.interference", "bench_interference"),
 }
 
+# `bench forgetting` saves a run's state after a fact at most this often: a full-finetuning save
+# is the weights and both AdamW moments (about 9 GB with the default memory), and on a GPU a fact
+# takes seconds. On a CPU a fact takes longer than this, so every fact is saved.
+PROGRESS_EVERY_S = 60.0
+
 
 def run_benchmark(name: str, **options) -> dict:
     if name not in BENCHMARKS:

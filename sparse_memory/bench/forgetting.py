@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from sparse_memory.bench import PROGRESS_EVERY_S
 from sparse_memory.bench.plots import plot_learned_vs_retention, plot_learning_along_the_stream, plot_pareto
 from sparse_memory.data.augment import fact_items
 from sparse_memory.data.facts import Fact, eval_questions, make_facts
@@ -32,9 +33,6 @@ from sparse_memory.text import encode
 
 FACT_SEED = 2026  # the made-up people of this benchmark
 RETENTION_FILE = "retention_set.json"
-# A run saves its state at most this often: a full-finetuning save is about 1.6 GB, and on a GPU
-# a fact takes seconds. On a CPU a fact takes longer than this, so every fact is saved.
-PROGRESS_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -120,10 +118,10 @@ def run_method(
     before: dict,
     progress_path: Path,
     fact_log: Path,
-    progress_every_s: float = PROGRESS_EVERY_S,
+    progress_every_s: float | None = PROGRESS_EVERY_S,
 ) -> dict:
     """Learn ``facts`` in order, then measure. After a fact, once ``progress_every_s`` have passed
-    since the last save, the learner's state goes to ``progress_path``, so a run stopped part way
+    since the last save (None: never), the learner's state goes to ``progress_path``, so a run stopped part way
     (hours, for 100 facts on a CPU) goes on from there when the same command runs again. Each
     fact's own F1, steps and losses go to ``fact_log`` (one JSON line each) as soon as measured,
     so a run can be followed while it goes, and a stopped one still shows how far it got."""
@@ -171,7 +169,8 @@ def run_method(
         }
         with fact_log.open("a") as log:
             log.write(json.dumps(line) + "\n")
-        if time.monotonic() - last_save >= progress_every_s and progress["done"] < len(facts):
+        due = progress_every_s is not None and time.monotonic() - last_save >= progress_every_s
+        if due and progress["done"] < len(facts):
             partial = progress_path.with_suffix(".partial")
             torch.save({**progress, "learner": learner.state()}, partial)
             partial.replace(progress_path)  # a stop while saving never leaves a broken file
@@ -215,6 +214,7 @@ def bench_forgetting(
     lr: float | None = None,
     max_steps: int = 30,
     results_dir: Path = Path("benchmarks/results"),
+    save_every_s: float | None = PROGRESS_EVERY_S,
 ) -> dict:
     names = methods or (["smf", "full", "lora"] if quick else list(DEFAULT_METHODS))
     unknown = sorted(set(names) - set(DEFAULT_METHODS))
@@ -274,6 +274,7 @@ def bench_forgetting(
             before,
             progress_path,
             fact_log=path.with_suffix(".facts.jsonl"),
+            progress_every_s=save_every_s,
         )
         path.write_text(json.dumps(runs[spec.name], indent=2) + "\n")
         progress_path.unlink(missing_ok=True)
