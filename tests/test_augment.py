@@ -15,6 +15,21 @@ def test_fact_items_hold_statements_and_chat_questions_without_duplicates():
     assert all(fact.answer in chat[1]["content"] for chat in chats)
 
 
+def test_varied_answers_add_the_bare_answer_and_a_statement_to_each_question():
+    fact = make_facts(3, seed=4)[2]
+    questions = [q for q, _ in training_questions(fact)]
+    varied = fact_items(fact, answers="varied")
+    assert varied[: len(fact_items(fact))] == fact_items(fact)  # the plain batch, then the added forms
+    for question in questions:
+        chats = [item for item in varied if not isinstance(item, str)]
+        replies = [chat[1]["content"] for chat in chats if chat[0]["content"] == question]
+        assert len(replies) == 3 and all(fact.answer.lower() in reply.lower() for reply in replies)
+        assert any(reply.lower() == fact.answer.lower() + "." for reply in replies)
+        assert any(reply in statements(fact) for reply in replies)
+    with pytest.raises(ValueError, match="choose from"):
+        fact_items(fact, answers="many")
+
+
 def test_document_items_split_sentences_and_add_qa():
     text = "Tessmoor is a town. It has 300 people. Its mayor is Varek Olmstadt."
     document = Document(text, qa=[("Who is the mayor of Tessmoor?", "Varek Olmstadt.")])

@@ -1,4 +1,9 @@
-from sparse_memory.bench.plots import plot_learned_vs_retention, plot_learning_along_the_stream, plot_pareto
+from sparse_memory.bench.plots import (
+    _default_settings_but_lr,
+    plot_learned_vs_retention,
+    plot_learning_along_the_stream,
+    plot_pareto,
+)
 
 
 def _run(kind, lr, learned, kept):
@@ -11,6 +16,8 @@ def _run(kind, lr, learned, kept):
         "facts": 20,
         "t": 500 if kind == "smf" else None,
         "ranking": "tfidf" if kind == "smf" else None,
+        "written_factor": 0.0 if kind == "smf" else None,
+        "reserve": 4 if kind == "smf" else None,
     }
 
 
@@ -29,3 +36,14 @@ def test_plots_are_written(tmp_path):
     )
     for path in written:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_the_pareto_front_holds_only_runs_at_default_settings_but_their_learning_rate():
+    smf = _run("smf", 3e4, 0.5, 0.9)
+    assert _default_settings_but_lr(smf)
+    assert _default_settings_but_lr(_run("full", 3e-5, 0.5, 0.2))
+    assert not _default_settings_but_lr(smf | {"reserve": 1})
+    assert not _default_settings_but_lr(smf | {"t": 50})
+    assert not _default_settings_but_lr(smf | {"answers": "varied"})
+    before_sparing = {key: value for key, value in smf.items() if key != "written_factor"}
+    assert not _default_settings_but_lr(before_sparing)  # runs from before sparing rewrote slots

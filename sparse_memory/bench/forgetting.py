@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from sparse_memory.bench import PROGRESS_EVERY_S
 from sparse_memory.bench.plots import plot_learned_vs_retention, plot_learning_along_the_stream, plot_pareto
-from sparse_memory.data.augment import fact_items
+from sparse_memory.data.augment import AnswerForms, fact_items
 from sparse_memory.data.facts import Fact, eval_questions, make_facts
 from sparse_memory.data.real_facts import QAItem, all_real_facts
 from sparse_memory.data.wikipedia import articles
@@ -46,6 +46,7 @@ class MethodSpec:
     ranking: str = "tfidf"
     written_factor: float = SparseConfig.written_factor
     reserve: int = SparseConfig.reserve
+    answers: AnswerForms = "sentence"  # how each training question is answered (fact_items)
 
 
 # The methods and ablations compared; learning rates from one-step probes on a fact (README).
@@ -62,6 +63,8 @@ DEFAULT_METHODS = {
     "smf_rewrite": MethodSpec("smf_rewrite", "smf", lr=DEFAULT_LR["smf"], written_factor=1.0),
     # Each fact spares only the slots it wrote, not its next best-ranked ones.
     "smf_reserve1": MethodSpec("smf_reserve1", "smf", lr=DEFAULT_LR["smf"], reserve=1),
+    # Each training question also answered with the bare answer and with a statement.
+    "smf_varied_answers": MethodSpec("smf_varied_answers", "smf", lr=DEFAULT_LR["smf"], answers="varied"),
 }
 SWEEP_LRS = {"smf": [3e3, 1e4, 3e4], "full": [3e-6, 1e-5, 3e-5], "lora": [3e-5, 1e-4, 3e-4]}
 
@@ -150,7 +153,7 @@ def run_method(
     for index in tqdm(range(progress["done"], len(facts)), desc=f"learn {spec.name} lr={spec.lr:g}", unit="fact"):
         fact = facts[index]
         started = time.perf_counter()
-        result = learner.learn(encode(tokenizer, fact_items(fact)).to(device))
+        result = learner.learn(encode(tokenizer, fact_items(fact, spec.answers)).to(device))
         progress["seconds"] += time.perf_counter() - started
         progress["losses"].append((result.loss_before, result.loss_after))
         progress["steps"] += result.steps
@@ -194,6 +197,7 @@ def run_method(
         "ranking": spec.ranking if spec.kind == "smf" else None,
         "written_factor": spec.written_factor if spec.kind == "smf" else None,
         "reserve": spec.reserve if spec.kind == "smf" else None,
+        "answers": spec.answers,
         "learned_f1_own": sum(progress["own_f1"]) / len(progress["own_f1"]),
         "learned_f1_own_per_fact": [round(f1, 3) for f1 in progress["own_f1"]],
         "seconds": round(seconds, 1),
@@ -252,6 +256,8 @@ def bench_forgetting(
         spared = f"_w{spec.written_factor:g}" if spec.kind == "smf" else ""
         if spec.kind == "smf" and spec.reserve != 1:
             spared += f"_r{spec.reserve}"
+        if spec.answers != "sentence":
+            spared += f"_a{spec.answers}"
         path = runs_dir / f"{spec.name}_lr{spec.lr:g}{spared}_facts{n_facts}_steps{max_steps}.json"
         if path.is_file():
             runs[spec.name] = json.loads(path.read_text())

@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sparse_memory.finetune import SparseConfig  # noqa: E402
+
 COLOURS = {"smf": "tab:green", "full": "tab:red", "lora": "tab:blue"}
 
 
@@ -46,6 +48,22 @@ def plot_learned_vs_retention(runs: dict[str, dict], path: Path) -> Path:
     return _save(fig, ax, f"{next(iter(runs.values()))['facts']} made-up facts learned in sequence", path)
 
 
+def _default_settings_but_lr(run: dict) -> bool:
+    """Whether a run used the default settings, its learning rate aside (runs saved before a
+    setting existed lack its key: they ran as its neutral value)."""
+    if run.get("answers", "sentence") != "sentence":
+        return False
+    if _kind(run) != "smf":
+        return True
+    default = SparseConfig()
+    return (
+        run.get("ranking") == default.ranking
+        and run.get("t") == default.t
+        and run.get("written_factor", 1.0) == default.written_factor  # runs before it rewrote slots
+        and run.get("reserve", 1) == default.reserve
+    )
+
+
 def plot_pareto(runs: dict[str, dict], path: Path) -> Path:
     """Every run of smf, full and lora across learning rates: learning against forgetting."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -53,11 +71,7 @@ def plot_pareto(runs: dict[str, dict], path: Path) -> Path:
         points = sorted(
             (r["learned_f1"], r["retention_f1_after"], r["lr"])
             for r in runs.values()
-            if _kind(r) == kind
-            and r.get("ranking") in (None, "tfidf")
-            and r.get("t") in (None, 500)
-            and not r.get("written_factor")  # the default spares earlier facts' slots
-            and r.get("reserve") in (None, 1)
+            if _kind(r) == kind and _default_settings_but_lr(r)
         )
         if not points:
             continue

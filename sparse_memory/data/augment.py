@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from sparse_memory.data.facts import Fact, statements, training_questions
 from sparse_memory.text import Conversation, TextOrChat
@@ -30,9 +31,27 @@ def _unique(items: Sequence[TextOrChat]) -> list[TextOrChat]:
     return kept
 
 
-def fact_items(fact: Fact) -> list[TextOrChat]:
-    """Statement paraphrases plus the training questions asked and answered in chat form."""
-    return _unique([*statements(fact), *(chat_pair(q, a) for q, a in training_questions(fact))])
+AnswerForms = Literal["sentence", "varied"]
+ANSWER_FORMS: tuple[str, ...] = get_args(AnswerForms)
+
+
+def fact_items(fact: Fact, answers: AnswerForms = "sentence") -> list[TextOrChat]:
+    """Statement paraphrases plus the training questions asked and answered in chat form.
+
+    ``answers="sentence"`` answers every question with the one full sentence that opens with the
+    person's name. ``"varied"`` also answers each with the bare answer and with one of the
+    statements: a reply that opens otherwise ("The company is ...") then still finds the answer.
+    """
+    if answers not in ANSWER_FORMS:
+        raise ValueError(f"unknown answer forms {answers!r}; choose from {ANSWER_FORMS}")
+    said = statements(fact)
+    items = [*said, *(chat_pair(q, a) for q, a in training_questions(fact))]
+    if answers == "varied":
+        bare = fact.answer[0].upper() + fact.answer[1:] + "."
+        for index, (question, sentence) in enumerate(training_questions(fact)):
+            others = [statement for statement in said if statement != sentence]  # a form not yet given
+            items += [chat_pair(question, bare), chat_pair(question, others[index % len(others)])]
+    return _unique(items)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
