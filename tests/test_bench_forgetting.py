@@ -42,6 +42,9 @@ def test_a_stopped_run_goes_on_from_the_next_fact_and_ends_as_an_unstopped_one(t
     with pytest.raises(KeyboardInterrupt):
         run(progress_path)
     monkeypatch.setattr(forgetting, "learned_scores", real_scores)
+    # As if fact 1 had been logged after the last save: it is learned again, so its line must go.
+    with progress_path.with_suffix(".facts.jsonl").open("a") as log:
+        log.write(json.dumps({"fact": 1, "own_f1": -1.0}) + "\n")
     resumed = run(progress_path)
 
     assert resumed["steps"] == unstopped["steps"] == 6  # 3 facts x 2 steps: none taken twice
@@ -49,7 +52,7 @@ def test_a_stopped_run_goes_on_from_the_next_fact_and_ends_as_an_unstopped_one(t
     assert resumed["learned_f1_own_per_fact"] == unstopped["learned_f1_own_per_fact"]
     assert resumed["mean_loss_after"] == pytest.approx(unstopped["mean_loss_after"], abs=1e-5)
     assert resumed["nll_after"] == pytest.approx(unstopped["nll_after"], abs=1e-5)  # the same rows, restored
-    # One line per fact, in order, none twice: the line of the fact learned again was dropped.
+    # One line per fact, in order, none twice: the line past the saved state was dropped.
     assert [line["fact"] for line in logged(progress_path)] == [0, 1, 2]
     assert logged(progress_path) == logged(tmp_path / "unstopped.progress.pt")
     assert [line["own_f1"] for line in logged(progress_path)] == resumed["learned_f1_own_per_fact"]

@@ -124,8 +124,9 @@ def run_method(
     progress_every_s: float | None = PROGRESS_EVERY_S,
 ) -> dict:
     """Learn ``facts`` in order, then measure. After a fact, once ``progress_every_s`` have passed
-    since the last save (None: never), the learner's state goes to ``progress_path``, so a run stopped part way
-    (hours, for 100 facts on a CPU) goes on from there when the same command runs again. Each
+    since the last save (None: never), the learner's state goes to ``progress_path``, so a run
+    stopped part way (hours, for 100 facts on a CPU) goes on from there when the same command
+    runs again. Each
     fact's own F1, steps and losses go to ``fact_log`` (one JSON line each) as soon as measured,
     so a run can be followed while it goes, and a stopped one still shows how far it got."""
     model, tokenizer = load_memory_model(directory, device)
@@ -252,13 +253,14 @@ def bench_forgetting(
         ]
     runs = {}
     for spec in specs:
-        # The written factor is in the name: runs from before it existed rewrote slots (factor 1).
-        spared = f"_w{spec.written_factor:g}" if spec.kind == "smf" else ""
+        # Settings added over time are in the name when they differ from what runs before them did
+        # (those rewrote slots, reserved none and answered with one sentence).
+        variant = f"_w{spec.written_factor:g}" if spec.kind == "smf" else ""
         if spec.kind == "smf" and spec.reserve != 1:
-            spared += f"_r{spec.reserve}"
+            variant += f"_r{spec.reserve}"
         if spec.answers != "sentence":
-            spared += f"_a{spec.answers}"
-        path = runs_dir / f"{spec.name}_lr{spec.lr:g}{spared}_facts{n_facts}_steps{max_steps}.json"
+            variant += f"_a{spec.answers}"
+        path = runs_dir / f"{spec.name}_lr{spec.lr:g}{variant}_facts{n_facts}_steps{max_steps}.json"
         if path.is_file():
             runs[spec.name] = json.loads(path.read_text())
             if memory_slots(runs[spec.name]) != n_slots:
