@@ -66,7 +66,9 @@ class ModelState:
         self.store = store
         self.memories = model.memory_layers()
         # The base rows, for rollbacks; only the value tables ever change.
-        self.base = base or {layer: memory.values.detach().clone() for layer, memory in self.memories.items()}
+        if base is None:
+            base = {layer: memory.values.detach().clone() for layer, memory in self.memories.items()}
+        self.base = base
         self.active: list[int] = []  # applied update ids, ascending
         # How many active updates wrote or reserved each slot: new updates spare them (SparseConfig).
         self.write_counts = {layer: torch.zeros(len(base), dtype=torch.int32) for layer, base in self.base.items()}

@@ -42,8 +42,10 @@ class CoreSettings(BaseSettings):
     )
 
     def torch_device(self) -> torch.device:
-        # Every entry point asks for its device once, before any work: the place to set precision.
-        torch.backends.cuda.matmul.allow_tf32 = self.tf32
+        # Every entry point asks for its device before any work: the place to set precision. Only
+        # turned on, so a caller's own choice is never undone.
+        if self.tf32:
+            torch.backends.cuda.matmul.allow_tf32 = True
         if self.device:
             return torch.device(self.device)
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -128,9 +128,9 @@ def run_method(
     """Learn ``facts`` in order, then measure. After a fact, once ``progress_every_s`` have passed
     since the last save (None: never), the learner's state goes to ``progress_path``, so a run
     stopped part way (hours, for 100 facts on a CPU) goes on from there when the same command
-    runs again. Each
-    fact's own F1, steps and losses go to ``fact_log`` (one JSON line each) as soon as measured,
-    so a run can be followed while it goes, and a stopped one still shows how far it got."""
+    runs again. Each fact's own F1, steps and losses go to ``fact_log`` (one JSON line each) as
+    soon as measured, so a run can be followed while it goes, and a stopped one still shows how
+    far it got."""
     model, tokenizer = load_memory_model(directory, device)
     stats = BackgroundStats.load(directory)
     learner = make_learner(

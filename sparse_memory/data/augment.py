@@ -44,11 +44,11 @@ def fact_items(fact: Fact, answers: AnswerForms = "sentence") -> list[TextOrChat
     """
     if answers not in ANSWER_FORMS:
         raise ValueError(f"unknown answer forms {answers!r}; choose from {ANSWER_FORMS}")
-    said = statements(fact)
-    items = [*said, *(chat_pair(q, a) for q, a in training_questions(fact))]
+    said, asked = statements(fact), training_questions(fact)
+    items = [*said, *(chat_pair(q, a) for q, a in asked)]
     if answers == "varied":
         bare = fact.answer[0].upper() + fact.answer[1:] + "."
-        for index, (question, sentence) in enumerate(training_questions(fact)):
+        for index, (question, sentence) in enumerate(asked):
             others = [statement for statement in said if statement != sentence]  # a form not yet given
             items += [chat_pair(question, bare), chat_pair(question, others[index % len(others)])]
     return _unique(items)
