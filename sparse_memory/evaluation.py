@@ -134,25 +134,34 @@ class InterferenceReport:
 
 @torch.no_grad()
 def interference_report(
-    model, tokenizer, stats: BackgroundStats, facts: Sequence[Fact], t: int, written_factor: float
+    model,
+    tokenizer,
+    stats: BackgroundStats,
+    facts: Sequence[Fact],
+    t: int,
+    written_factor: float,
+    reserve: int = 1,
 ) -> InterferenceReport:
     """Rank each fact's training batch in turn, as sequential learning would (slots earlier facts
-    selected count as written), without training: a forward pass per batch.
+    wrote or reserved are spared by ``written_factor``), without training: a forward pass per
+    batch. Each fact writes its best t slots and reserves its next (reserve - 1) x t, as
+    ``SparseConfig.reserve`` does.
 
     A question reads the rows its own fact wrote and, unavoidably, rows other facts wrote; the
     more of the latter, the more later facts overwrite what earlier ones taught.
     """
     device = next(model.parameters()).device
     n_slots = model.memory_config.n_slots
-    times_selected = {layer: torch.zeros(n_slots, dtype=torch.long) for layer in model.memory_config.layers}
+    times_written = {layer: torch.zeros(n_slots, dtype=torch.long) for layer in model.memory_config.layers}
+    spared = {layer: torch.zeros(n_slots, dtype=torch.bool) for layer in model.memory_config.layers}
     selections = []
     for fact in tqdm(facts, desc=f"rank in sequence (factor {written_factor:g})", unit="fact", leave=False):
         batch = encode(tokenizer, fact_items(fact)).to(device)
-        written = {layer: counts > 0 for layer, counts in times_selected.items()}
-        chosen = select_slots(model, batch, t, "tfidf", stats, written=written, written_factor=written_factor)
-        for layer, (slots, _) in chosen.items():
-            times_selected[layer][slots.cpu()] += 1
-        selections.append({layer: slots.cpu() for layer, (slots, _) in chosen.items()})
+        ranked = select_slots(model, batch, t * reserve, "tfidf", stats, written=spared, written_factor=written_factor)
+        for layer, (slots, _) in ranked.items():
+            times_written[layer][slots[:t].cpu()] += 1
+            spared[layer][slots.cpu()] = True
+        selections.append({layer: slots[:t].cpu() for layer, (slots, _) in ranked.items()})
     own, foreign, reads = 0, 0, 0
     for fact, selected in zip(facts, selections, strict=True):
         conversations = [[{"role": "user", "content": q}] for q in eval_questions(fact)]
@@ -163,14 +172,14 @@ def interference_report(
             name_reads = name_reads[name_reads >= 0]
             is_own = torch.zeros(n_slots, dtype=torch.bool)
             is_own[selected[layer]] = True
-            others = times_selected[layer] - is_own.long()
+            others = times_written[layer] - is_own.long()
             own += int(is_own[name_reads].sum())
             foreign += int(others[name_reads].sum())
             reads += name_reads.numel()
     return InterferenceReport(
         own_share=own / max(reads, 1),
         foreign_per_read=foreign / max(reads, 1),
-        distinct_slots=sum(int((counts > 0).sum()) for counts in times_selected.values()),
+        distinct_slots=sum(int((counts > 0).sum()) for counts in times_written.values()),
         selected_slots=sum(int(s.numel()) for selected in selections for s in selected.values()),
     )
 

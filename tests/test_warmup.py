@@ -77,3 +77,7 @@ def test_sparing_written_slots_leaves_each_slot_to_one_fact(tiny_llama, tiny_mem
     assert spared.distinct_slots == spared.selected_slots  # no slot is selected twice
     assert spared.foreign_per_read < paper.foreign_per_read
     assert 0 < spared.own_share <= 1 and 0 < paper.own_share <= 1
+    # Reserving: each fact also spares its next t best-ranked slots, so later facts write others.
+    reserved = interference_report(model, tokenizer, stats, facts, t=20, written_factor=0.0, reserve=2)
+    assert reserved.distinct_slots == reserved.selected_slots
+    assert (reserved.own_share, reserved.foreign_per_read) != (spared.own_share, spared.foreign_per_read)

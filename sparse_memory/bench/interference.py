@@ -2,7 +2,7 @@
 much sparing the slots earlier facts wrote helps; forward passes only, no training.
 
 Each made-up fact's training batch is ranked in sequence (TF-IDF top-t, slots earlier facts
-chose counting as written), then each fact's held-out questions are read at the person's name:
+wrote or reserved counting as written), then each fact's held-out questions are read at the person's name:
 how many of those reads land on the fact's own slots, and how many other facts' slots they hit.
 """
 
@@ -19,7 +19,9 @@ from sparse_memory.prepare import load_memory_model, prepare
 from sparse_memory.settings import CoreSettings
 from sparse_memory.slots import BackgroundStats
 
-WRITTEN_FACTORS = (1.0, 0.3, 0.0)  # 1: the paper's ranking; 0: written slots never chosen again
+# (written_factor, reserve): 1 is the paper's ranking, 0 never chooses a written slot again;
+# reserve 1 spares only the written slots, the default also its next best-ranked ones.
+SETTINGS = ((1.0, 1), (0.3, 1), (0.0, 1), (SparseConfig.written_factor, SparseConfig.reserve))
 
 
 def bench_interference(quick: bool = False, facts: int | None = None) -> dict:
@@ -31,9 +33,10 @@ def bench_interference(quick: bool = False, facts: int | None = None) -> dict:
     n_facts = facts or (20 if quick else 100)
     fact_list = make_facts(n_facts, seed=FACT_SEED)  # the facts of `bench forgetting`
     rows = []
-    for factor in WRITTEN_FACTORS:
+    for factor, reserve in dict.fromkeys(SETTINGS):  # the default may be one of the others
         started = time.perf_counter()
-        report = interference_report(model, tokenizer, stats, fact_list, SparseConfig.t, factor)
-        rows.append({"written_factor": factor, **asdict(report), "seconds": round(time.perf_counter() - started, 1)})
+        report = interference_report(model, tokenizer, stats, fact_list, SparseConfig.t, factor, reserve)
+        seconds = round(time.perf_counter() - started, 1)
+        rows.append({"written_factor": factor, "reserve": reserve, **asdict(report), "seconds": seconds})
         print(rows[-1])
     return {"facts": n_facts, "t": SparseConfig.t, "n_slots": model.memory_config.n_slots, "rows": rows}

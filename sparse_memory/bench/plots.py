@@ -86,6 +86,7 @@ def plot_learning_along_the_stream(runs: dict[str, dict], path: Path, window: in
     """Each fact's F1 right after its own steps, against its place in the stream (a moving mean
     over ``window`` facts): whether later facts still find slots to learn in."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
+    kinds_drawn = set()
     for name, run in runs.items():
         per_fact = run.get("learned_f1_own_per_fact")
         if not per_fact:
@@ -93,7 +94,9 @@ def plot_learning_along_the_stream(runs: dict[str, dict], path: Path, window: in
         width = min(window, len(per_fact))
         means = [sum(per_fact[i : i + width]) / width for i in range(len(per_fact) - width + 1)]
         xs = [i + width for i in range(len(means))]  # the mean ends at this fact
-        ax.plot(xs, means, color=COLOURS.get(_kind(run), "tab:gray"), label=name)
+        style = "--" if _kind(run) in kinds_drawn else "-"  # a second run of a method (an ablation)
+        kinds_drawn.add(_kind(run))
+        ax.plot(xs, means, color=COLOURS.get(_kind(run), "tab:gray"), linestyle=style, label=name)
     ax.set_xlabel("fact in the stream")
     ax.set_ylabel(f"F1 right after its own steps (mean of {window})")
     ax.set_ylim(-0.02, 1.02)
