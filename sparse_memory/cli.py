@@ -42,6 +42,8 @@ def _bench(args: argparse.Namespace) -> int:
         options.update(results_dir=args.results_dir, save_every_s=args.save_every)
     elif args.name == "interference":
         options["facts"] = args.facts
+    elif args.name == "late":
+        options.update(after=args.after, facts=args.facts, methods=args.methods, max_steps=args.max_steps)
     result = run_benchmark(args.name, **options)
     # A --lr run is one piece of a sweep: its run file is saved, the benchmark's summary is not.
     if not args.quick and args.lr is None:
@@ -69,10 +71,15 @@ def add_commands(commands) -> None:
     bench.add_argument(
         "--results-dir", type=Path, default=Path("benchmarks/results"), help="where the JSON result is saved"
     )
-    forgetting = bench.add_argument_group("bench forgetting and interference")
-    forgetting.add_argument("--facts", type=int, default=None, help="made-up facts to learn (default 100; quick 20)")
+    forgetting = bench.add_argument_group("bench forgetting, interference and late")
+    forgetting.add_argument(
+        "--facts", type=int, default=None, help="made-up facts to learn (default 100, quick 20; late: 10, quick 3)"
+    )
     forgetting.add_argument(
         "--methods", type=lambda text: text.split(","), default=None, help="comma-separated, e.g. smf,full,lora"
+    )
+    forgetting.add_argument(
+        "--after", type=int, default=None, help="bench late: learn the facts after this many (default 60; quick 10)"
     )
     forgetting.add_argument("--sweep", action="store_true", help="also run each method's learning-rate sweep")
     forgetting.add_argument(

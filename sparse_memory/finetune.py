@@ -228,9 +228,30 @@ class SparseMemoryFinetuner:
         for layer, (slots, scores) in chosen.items():
             new_rows = memories[layer].values.detach()[slots].clone()
             updates[layer] = RowUpdate(slots, scores, old_rows[layer], new_rows, reserved=ranked[layer][0][cfg.t :])
+        self._mark_written(ranked)
+        return LearnResult(self.method, loss_before, loss_after, steps, time.perf_counter() - started, updates)
+
+    def _mark_written(self, ranked: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:
         for layer, (slots, _) in ranked.items():  # written and reserved
             self.written[layer][slots.cpu()] = True
-        return LearnResult(self.method, loss_before, loss_after, steps, time.perf_counter() - started, updates)
+
+    @torch.no_grad()
+    def spare(self, batch: EncodedBatch) -> None:
+        """Mark the slots learning ``batch`` would write or reserve, without learning it.
+
+        The memory's reads do not depend on its own values (its queries come from the layers
+        below), so ranking a stream's batches in turn finds the slots learning them would have
+        spared, one forward pass each, as long as no memory layer sits above another.
+        """
+        self._mark_written(self.rank(batch.to(next(self.model.parameters()).device)))
+
+    @torch.no_grad()
+    def undo(self, result: LearnResult) -> None:
+        """Put back the rows ``result`` changed; the slots stay marked as written."""
+        memories = self.model.memory_layers()
+        for layer, update in result.rows.items():
+            values = memories[layer].values
+            values[update.slots.to(values.device)] = update.old_rows.to(values)
 
     def state(self) -> dict:
         """What this learner has changed so far, enough to go on in a fresh copy of the model:

@@ -175,6 +175,33 @@ def test_forgetting_bench_refuses_an_unknown_method_before_any_work():
         bench_forgetting(methods=["smf", "sft"])
 
 
+def test_late_bench_refuses_baselines_and_unknown_methods_before_any_work():
+    from sparse_memory.bench.late import bench_late
+
+    with pytest.raises(ValueError, match="unknown methods \\['sft'\\]"):
+        bench_late(methods=["smf", "sft"])
+    with pytest.raises(ValueError, match="spared slots\\); drop \\['lora'\\]"):
+        bench_late(methods=["smf", "lora"])
+
+
+def test_spare_marks_what_learning_would_and_undo_puts_the_rows_back(memory_model, stats, tokenizer):
+    batch = encode(tokenizer, FACT)
+    config = SparseConfig(t=6, lr=50.0, max_steps=2, target_loss=None, reserve=2)
+    values = memory_model.memory_layers()[1].values
+    before = values.clone()
+    learned = SparseMemoryFinetuner(memory_model, stats, config)
+    result = learned.learn(batch)
+    assert not torch.equal(values, before)
+    learned.undo(result)
+    assert torch.equal(values, before)
+
+    ranked_only = SparseMemoryFinetuner(memory_model, stats, config)
+    ranked_only.spare(batch)
+    assert torch.equal(values, before)  # ranking alone changes no row
+    assert int(ranked_only.written[1].sum()) == 12  # t written + t reserved
+    assert torch.equal(ranked_only.written[1], learned.written[1])
+
+
 def test_learning_stops_once_greedy_decoding_gives_every_trained_answer(memory_model, stats, tokenizer):
     from sparse_memory.finetune import batch_loss_and_answers
     from sparse_memory.generation import build_prompt, complete

@@ -12,6 +12,7 @@ BENCHMARKS = {
     "step": ("sparse_memory.bench.step", "bench_step"),
     "forgetting": ("sparse_memory.bench.forgetting", "bench_forgetting"),
     "interference": ("sparse_memory.bench.interference", "bench_interference"),
+    "late": ("sparse_memory.bench.late", "bench_late"),
 }
 
 # `bench forgetting` saves a run's state after a fact at most this often: a full-finetuning save
