@@ -63,6 +63,9 @@ DEFAULT_METHODS = {
     "smf_rewrite": MethodSpec("smf_rewrite", "smf", lr=DEFAULT_LR["smf"], written_factor=1.0),
     # Each fact spares only the slots it wrote, not its next best-ranked ones.
     "smf_reserve1": MethodSpec("smf_reserve1", "smf", lr=DEFAULT_LR["smf"], reserve=1),
+    "smf_reserve2": MethodSpec("smf_reserve2", "smf", lr=DEFAULT_LR["smf"], reserve=2),
+    # Written and reserved slots keep 0.3 of their score: a later fact may still take one it reads far more.
+    "smf_soft_spare": MethodSpec("smf_soft_spare", "smf", lr=DEFAULT_LR["smf"], written_factor=0.3),
     # Four times the rows per fact (on the first, 16x smaller default memory it forgot 3x as much).
     "smf_t2000": MethodSpec("smf_t2000", "smf", lr=DEFAULT_LR["smf"], t=2000),
     # Each training question also answered with the bare answer and with a statement.
