@@ -239,9 +239,10 @@ class SparseMemoryFinetuner:
     def spare(self, batch: EncodedBatch) -> None:
         """Mark the slots learning ``batch`` would write or reserve, without learning it.
 
-        The memory's reads do not depend on its own values (its queries come from the layers
+        A memory layer's reads do not depend on its own values (its queries come from the layers
         below), so ranking a stream's batches in turn finds the slots learning them would have
-        spared, one forward pass each, as long as no memory layer sits above another.
+        spared, one forward pass each: exactly for the lowest memory layer (the default model has
+        only one).
         """
         self._mark_written(self.rank(batch.to(next(self.model.parameters()).device)))
 

@@ -48,6 +48,19 @@ class MethodSpec:
     reserve: int = SparseConfig.reserve
     answers: AnswerForms = "sentence"  # how each training question is answered (fact_items)
 
+    def learner(self, model, stats: BackgroundStats, max_steps: int):
+        return make_learner(
+            self.kind,
+            model,
+            stats,
+            self.lr,
+            max_steps,
+            t=self.t,
+            ranking=self.ranking,
+            written_factor=self.written_factor,
+            reserve=self.reserve,
+        )
+
 
 # The methods and ablations compared; learning rates from one-step probes on a fact (README).
 DEFAULT_METHODS = {
@@ -135,18 +148,7 @@ def run_method(
     soon as measured, so a run can be followed while it goes, and a stopped one still shows how
     far it got."""
     model, tokenizer = load_memory_model(directory, device)
-    stats = BackgroundStats.load(directory)
-    learner = make_learner(
-        spec.kind,
-        model,
-        stats,
-        spec.lr,
-        max_steps,
-        t=spec.t,
-        ranking=spec.ranking,
-        written_factor=spec.written_factor,
-        reserve=spec.reserve,
-    )
+    learner = spec.learner(model, BackgroundStats.load(directory), max_steps)
     progress = {"done": 0, "losses": [], "steps": 0, "rows": 0, "seconds": 0.0, "own_f1": []}
     if progress_path.is_file():
         progress = torch.load(progress_path, weights_only=False)

@@ -2,8 +2,9 @@
 much sparing the slots earlier facts wrote helps; forward passes only, no training.
 
 Each made-up fact's training batch is ranked in sequence (TF-IDF top-t, slots earlier facts
-wrote or reserved counting as written), then each fact's held-out questions are read at the person's name:
-how many of those reads land on the fact's own slots, and how many other facts' slots they hit.
+wrote or reserved counting as written), then each fact's held-out questions are read at the
+person's name: how many of those reads land on the fact's own slots, and how many other facts'
+slots they hit.
 """
 
 from __future__ import annotations

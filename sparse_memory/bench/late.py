@@ -19,7 +19,6 @@ from tqdm.auto import tqdm
 from sparse_memory.bench.forgetting import DEFAULT_METHODS, FACT_SEED, learned_scores
 from sparse_memory.data.augment import fact_items
 from sparse_memory.data.facts import make_facts
-from sparse_memory.finetune import make_learner
 from sparse_memory.prepare import load_memory_model, prepare
 from sparse_memory.settings import CoreSettings
 from sparse_memory.slots import BackgroundStats
@@ -53,17 +52,7 @@ def bench_late(
     stream = make_facts(after + n_facts, seed=FACT_SEED)  # the facts of `bench forgetting`
     results = {}
     for spec in specs:
-        learner = make_learner(
-            "smf",
-            model,
-            stats,
-            spec.lr,
-            max_steps,
-            t=spec.t,
-            ranking=spec.ranking,
-            written_factor=spec.written_factor,
-            reserve=spec.reserve,
-        )
+        learner = spec.learner(model, stats, max_steps)
         for fact in tqdm(stream[:after], desc=f"rank {spec.name}", unit="fact"):
             learner.spare(encode(tokenizer, fact_items(fact, spec.answers)))
         spared = {layer: mask.clone() for layer, mask in learner.written.items()}
