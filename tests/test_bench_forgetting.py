@@ -103,3 +103,25 @@ def test_baselines_are_compared_at_the_measured_learning_rate_closest_to_smf_in_
     assert matched["lora"]["lr"] == 1e-4  # the only rate measured
     assert matched["smf"] is methods["smf"]
     assert "full" not in matched_baselines({"smf": methods["smf"]}, measured)  # only the methods asked for
+
+
+def test_bench_late_learns_each_late_fact_from_the_spared_slots_and_leaves_the_model_as_it_was(tiny_checkpoint):
+    import torch
+
+    from sparse_memory.bench.late import learn_late
+    from sparse_memory.prepare import load_memory_model
+    from sparse_memory.slots import BackgroundStats
+
+    model, tokenizer = load_memory_model(tiny_checkpoint, "cpu")
+    stats = BackgroundStats.load(tiny_checkpoint)
+    values = model.memory_layers()[1].values
+    before = values.clone()
+    stream = make_facts(3, seed=0)
+    spared = learn_late(MethodSpec("smf", "smf", lr=50.0, t=4, reserve=2), model, tokenizer, stats, stream, 2, 2)
+    assert torch.equal(values, before)  # every late fact undone
+    assert len(spared["learned_f1_own_per_fact"]) == 1 and spared["steps"] == 2
+    assert 0 < spared["spared_slots"] <= 2 * 4 * 2  # two facts, each writing 4 and reserving 4
+    nothing_spared = learn_late(
+        MethodSpec("smf", "smf", lr=50.0, t=4, written_factor=1.0), model, tokenizer, stats, stream, 0, 2
+    )
+    assert nothing_spared["spared_slots"] == 0

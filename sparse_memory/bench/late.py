@@ -16,9 +16,9 @@ import time
 
 from tqdm.auto import tqdm
 
-from sparse_memory.bench.forgetting import DEFAULT_METHODS, FACT_SEED, learned_scores
+from sparse_memory.bench.forgetting import DEFAULT_METHODS, FACT_SEED, MethodSpec, learned_scores
 from sparse_memory.data.augment import fact_items
-from sparse_memory.data.facts import make_facts
+from sparse_memory.data.facts import Fact, make_facts
 from sparse_memory.prepare import load_memory_model, prepare
 from sparse_memory.settings import CoreSettings
 from sparse_memory.slots import BackgroundStats
@@ -50,30 +50,37 @@ def bench_late(
     model, tokenizer = load_memory_model(where.memory, device)
     stats = BackgroundStats.load(where.memory)
     stream = make_facts(after + n_facts, seed=FACT_SEED)  # the facts of `bench forgetting`
-    results = {}
-    for spec in specs:
-        learner = spec.learner(model, stats, max_steps)
-        for fact in tqdm(stream[:after], desc=f"rank {spec.name}", unit="fact"):
-            learner.spare(encode(tokenizer, fact_items(fact, spec.answers)))
-        spared = {layer: mask.clone() for layer, mask in learner.written.items()}
-        own_f1, steps, started = [], 0, time.perf_counter()
-        for fact in tqdm(stream[after:], desc=f"learn {spec.name}", unit="fact"):
-            result = learner.learn(encode(tokenizer, fact_items(fact, spec.answers)))
-            own_f1.append(learned_scores(model, tokenizer, [fact])["f1"])
-            steps += result.steps
-            learner.undo(result)
-            learner.written = {layer: mask.clone() for layer, mask in spared.items()}
-        results[spec.name] = {
-            "learned_f1_own": sum(own_f1) / len(own_f1),
-            "learned_f1_own_per_fact": [round(f1, 3) for f1 in own_f1],
-            "spared_slots": int(sum(mask.sum() for mask in spared.values())),
-            "steps": steps,
-            "seconds": round(time.perf_counter() - started, 1),
-        }
-        print(f"{spec.name}: {results[spec.name]}")
+    results = {spec.name: learn_late(spec, model, tokenizer, stats, stream, after, max_steps) for spec in specs}
     return {
         "after": after,
         "facts": n_facts,
         "memory_slots": model.memory_config.n_slots,
         "methods": results,
     }
+
+
+def learn_late(
+    spec: MethodSpec, model, tokenizer, stats: BackgroundStats, stream: list[Fact], after: int, max_steps: int
+) -> dict:
+    """Spare what ``stream[:after]`` would, then learn each later fact alone from there: its F1
+    right after its own steps. The model is left as it was."""
+    learner = spec.learner(model, stats, max_steps)
+    for fact in tqdm(stream[:after], desc=f"rank {spec.name}", unit="fact"):
+        learner.spare(encode(tokenizer, fact_items(fact, spec.answers)))
+    spared = {layer: mask.clone() for layer, mask in learner.written.items()}
+    own_f1, steps, started = [], 0, time.perf_counter()
+    for fact in tqdm(stream[after:], desc=f"learn {spec.name}", unit="fact"):
+        result = learner.learn(encode(tokenizer, fact_items(fact, spec.answers)))
+        own_f1.append(learned_scores(model, tokenizer, [fact])["f1"])
+        steps += result.steps
+        learner.undo(result)
+        learner.written = {layer: mask.clone() for layer, mask in spared.items()}
+    scores = {
+        "learned_f1_own": sum(own_f1) / len(own_f1),
+        "learned_f1_own_per_fact": [round(f1, 3) for f1 in own_f1],
+        "spared_slots": int(sum(mask.sum() for mask in spared.values())),
+        "steps": steps,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    print(f"{spec.name}: {scores}")
+    return scores
