@@ -87,6 +87,14 @@ DEFAULT_METHODS = {
 SWEEP_LRS = {"smf": [3e3, 1e4, 3e4], "full": [3e-6, 1e-5, 3e-5], "lora": [3e-5, 1e-4, 3e-4]}
 
 
+def method_specs(names: list[str]) -> list[MethodSpec]:
+    """The named methods of ``DEFAULT_METHODS``, refused before any work if one is unknown."""
+    unknown = sorted(set(names) - set(DEFAULT_METHODS))
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; choose from {', '.join(DEFAULT_METHODS)}")
+    return [DEFAULT_METHODS[name] for name in names]
+
+
 def learned_scores(model, tokenizer, facts: list[Fact]) -> dict[str, float]:
     questions, golds = [], []
     for fact in facts:
@@ -228,10 +236,7 @@ def bench_forgetting(
     results_dir: Path = Path("benchmarks/results"),
     save_every_s: float | None = PROGRESS_EVERY_S,
 ) -> dict:
-    names = methods or (["smf", "full", "lora"] if quick else list(DEFAULT_METHODS))
-    unknown = sorted(set(names) - set(DEFAULT_METHODS))
-    if unknown:
-        raise ValueError(f"unknown methods {unknown}; choose from {', '.join(DEFAULT_METHODS)}")
+    specs = method_specs(methods or (["smf", "full", "lora"] if quick else list(DEFAULT_METHODS)))
     settings = CoreSettings()
     device = settings.torch_device()
     where = prepare(settings)
@@ -247,7 +252,6 @@ def bench_forgetting(
 
     runs_dir = results_dir / "forgetting_runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    specs = [DEFAULT_METHODS[name] for name in names]
     if lr is not None:
         # Named as the sweep names its runs: runs at one rate each, side by side, fill the sweep's cache.
         specs = [replace(spec, name=f"{spec.name}_lr{lr:g}", lr=lr) for spec in specs]

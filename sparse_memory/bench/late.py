@@ -16,7 +16,7 @@ import time
 
 from tqdm.auto import tqdm
 
-from sparse_memory.bench.forgetting import DEFAULT_METHODS, FACT_SEED, MethodSpec, learned_scores
+from sparse_memory.bench.forgetting import FACT_SEED, MethodSpec, learned_scores, method_specs
 from sparse_memory.data.augment import fact_items
 from sparse_memory.data.facts import Fact, make_facts
 from sparse_memory.prepare import load_memory_model, prepare
@@ -32,11 +32,7 @@ def bench_late(
     methods: list[str] | None = None,
     max_steps: int = 30,
 ) -> dict:
-    names = methods or ["smf", "smf_reserve1"]
-    unknown = sorted(set(names) - set(DEFAULT_METHODS))
-    if unknown:
-        raise ValueError(f"unknown methods {unknown}; choose from {', '.join(DEFAULT_METHODS)}")
-    specs = [DEFAULT_METHODS[name] for name in names]
+    specs = method_specs(methods or ["smf", "smf_reserve1"])
     dense = [spec.name for spec in specs if spec.kind != "smf"]
     if dense:
         raise ValueError(f"bench late compares sparse memory finetuning settings (spared slots); drop {dense}")
