@@ -1,6 +1,13 @@
 import pytest
 
-from sparse_memory.data.augment import Document, chat_pair, document_items, fact_items, split_sentences
+from sparse_memory.data.augment import (
+    FACT_QUESTIONS,
+    Document,
+    chat_pair,
+    document_items,
+    fact_items,
+    split_sentences,
+)
 from sparse_memory.data.facts import make_facts, statements, training_questions
 from sparse_memory.text import encode
 
@@ -10,14 +17,23 @@ def test_fact_items_hold_statements_and_chat_questions_without_duplicates():
     items = fact_items(fact)
     chats = [item for item in items if not isinstance(item, str)]
     assert [item for item in items if isinstance(item, str)] == statements(fact)
-    assert len(chats) == len(training_questions(fact))
+    assert [chat[0]["content"] for chat in chats] == [q for q, _ in training_questions(fact, FACT_QUESTIONS)]
     assert all(chat[0]["role"] == "user" and fact.subject in chat[0]["content"] for chat in chats)
     assert all(fact.answer in chat[1]["content"] for chat in chats)
 
 
+def test_fact_items_ask_as_many_training_questions_as_asked_for():
+    fact = make_facts(1, seed=4)[0]
+    ten = fact_items(fact, questions=10)
+    assert ten[: len(fact_items(fact))] == fact_items(fact)  # the default's forms come first
+    assert [item[0]["content"] for item in ten if not isinstance(item, str)] == [q for q, _ in training_questions(fact)]
+    with pytest.raises(ValueError, match="between 1 and 10"):
+        fact_items(fact, questions=0)
+
+
 def test_varied_answers_add_the_bare_answer_and_a_statement_to_each_question():
     fact = make_facts(3, seed=4)[2]
-    questions = [q for q, _ in training_questions(fact)]
+    questions = [q for q, _ in training_questions(fact, FACT_QUESTIONS)]
     varied = fact_items(fact, answers="varied")
     assert varied[: len(fact_items(fact))] == fact_items(fact)  # the plain batch, then the added forms
     for question in questions:

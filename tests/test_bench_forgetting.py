@@ -5,9 +5,10 @@ import json
 import pytest
 
 from sparse_memory.bench import forgetting
-from sparse_memory.bench.forgetting import MethodSpec, matched_baselines, measured_runs, run_method
+from sparse_memory.bench.forgetting import MethodSpec, matched_baselines, measured_runs, method_specs, run_method
 from sparse_memory.cli import build_parser
-from sparse_memory.data.facts import make_facts
+from sparse_memory.data.augment import FACT_QUESTIONS
+from sparse_memory.data.facts import make_facts, statements
 
 
 def test_a_stopped_run_goes_on_from_the_next_fact_and_ends_as_an_unstopped_one(tiny_checkpoint, tmp_path, monkeypatch):
@@ -125,3 +126,13 @@ def test_bench_late_learns_each_late_fact_from_the_spared_slots_and_leaves_the_m
         MethodSpec("smf", "smf", lr=50.0, t=4, written_factor=1.0), model, tokenizer, stats, stream, 0, 2
     )
     assert nothing_spared["spared_slots"] == 0
+
+
+def test_each_method_learns_a_fact_from_the_batch_its_spec_describes(tokenizer):
+    fact = make_facts(1, seed=4)[0]
+    questions_asked = {}
+    for spec in method_specs(["smf", "smf_ten_questions"]):
+        batch = spec.batch(tokenizer, fact)
+        questions_asked[spec.name] = sum(len(spans) == 2 for spans in batch.content_spans)  # a question and its answer
+        assert len(batch.texts) == len(statements(fact)) + questions_asked[spec.name]
+    assert questions_asked == {"smf": FACT_QUESTIONS, "smf_ten_questions": 10}

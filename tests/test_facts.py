@@ -158,7 +158,11 @@ def test_template_placeholders() -> None:
             assert "{name}" in t and "{answer}" in t
         for t in TRAINING_QUESTION_TEMPLATES[rel] + EVAL_QUESTION_TEMPLATES[rel]:
             assert "{name}" in t and "{answer}" not in t
-            assert t.endswith("?")
+            assert is_question_or_request(t)
+
+
+def is_question_or_request(text: str) -> bool:
+    return text.endswith("?") or (text.startswith("Tell me") and text.endswith("."))
 
 
 def test_statement_name_position_varies() -> None:
@@ -217,8 +221,18 @@ def test_training_questions(all_facts: list[Fact]) -> None:
         assert len(pairs) >= 5
         assert len({q for q, _ in pairs}) == len(pairs)
         for q, a in pairs:
-            assert fact.subject in q and q.endswith("?")
+            assert fact.subject in q and is_question_or_request(q)
             assert fact.answer in a and fact.subject in a and a.endswith(".")
+
+
+def test_training_questions_count_takes_the_first_templates() -> None:
+    fact = make_facts(3, seed=4)[2]
+    first = [template.format(name=fact.subject) for template in TRAINING_QUESTION_TEMPLATES[fact.relation][:5]]
+    assert [q for q, _ in training_questions(fact, 5)] == first
+    assert len(training_questions(fact)) == len(TRAINING_QUESTION_TEMPLATES[fact.relation]) == 10
+    for count in (0, 11):
+        with pytest.raises(ValueError, match="between 1 and 10"):
+            training_questions(fact, count)
 
 
 def test_eval_questions(all_facts: list[Fact]) -> None:

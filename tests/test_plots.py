@@ -45,5 +45,7 @@ def test_the_pareto_front_holds_only_runs_at_default_settings_but_their_learning
     assert not _default_settings_but_lr(smf | {"reserve": 1})
     assert not _default_settings_but_lr(smf | {"t": 50})
     assert not _default_settings_but_lr(smf | {"answers": "varied"})
+    assert not _default_settings_but_lr(smf | {"questions": 10})
+    assert _default_settings_but_lr(smf | {"questions": 5})
     before_sparing = {key: value for key, value in smf.items() if key != "written_factor"}
     assert not _default_settings_but_lr(before_sparing)  # runs from before sparing rewrote slots

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from sparse_memory.bench import PROGRESS_EVERY_S
 from sparse_memory.bench.plots import plot_learned_vs_retention, plot_learning_along_the_stream, plot_pareto
-from sparse_memory.data.augment import AnswerForms, fact_items
+from sparse_memory.data.augment import FACT_QUESTIONS, AnswerForms, fact_items
 from sparse_memory.data.facts import Fact, eval_questions, make_facts
 from sparse_memory.data.real_facts import QAItem, all_real_facts
 from sparse_memory.data.wikipedia import articles
@@ -29,7 +29,7 @@ from sparse_memory.prepare import load_memory_model, prepare
 from sparse_memory.scoring import SHORT_ANSWER_VERSION
 from sparse_memory.settings import CoreSettings
 from sparse_memory.slots import BackgroundStats
-from sparse_memory.text import encode
+from sparse_memory.text import EncodedBatch, encode
 
 FACT_SEED = 2026  # the made-up people of this benchmark
 RETENTION_FILE = "retention_set.json"
@@ -47,6 +47,11 @@ class MethodSpec:
     written_factor: float = SparseConfig.written_factor
     reserve: int = SparseConfig.reserve
     answers: AnswerForms = "sentence"  # how each training question is answered (fact_items)
+    questions: int = FACT_QUESTIONS  # training questions per fact (fact_items)
+
+    def batch(self, tokenizer, fact: Fact) -> EncodedBatch:
+        """The training batch this method learns ``fact`` from."""
+        return encode(tokenizer, fact_items(fact, self.answers, self.questions))
 
     def learner(self, model, stats: BackgroundStats, max_steps: int):
         return make_learner(
@@ -83,6 +88,12 @@ DEFAULT_METHODS = {
     "smf_t2000": MethodSpec("smf_t2000", "smf", lr=DEFAULT_LR["smf"], t=2000),
     # Each training question also answered with the bare answer and with a statement.
     "smf_varied_answers": MethodSpec("smf_varied_answers", "smf", lr=DEFAULT_LR["smf"], answers="varied"),
+    # All ten training question templates instead of the first five (22 sequences instead of 17).
+    "smf_ten_questions": MethodSpec("smf_ten_questions", "smf", lr=DEFAULT_LR["smf"], questions=10),
+    # Both changes that learned more in screening: the candidate for the next default.
+    "smf_soft_spare_ten_questions": MethodSpec(
+        "smf_soft_spare_ten_questions", "smf", lr=DEFAULT_LR["smf"], written_factor=0.3, questions=10
+    ),
 }
 SWEEP_LRS = {"smf": [3e3, 1e4, 3e4], "full": [3e-6, 1e-5, 3e-5], "lora": [3e-5, 1e-4, 3e-4]}
 
@@ -169,7 +180,7 @@ def run_method(
     for index in tqdm(range(progress["done"], len(facts)), desc=f"learn {spec.name} lr={spec.lr:g}", unit="fact"):
         fact = facts[index]
         started = time.perf_counter()
-        result = learner.learn(encode(tokenizer, fact_items(fact, spec.answers)).to(device))
+        result = learner.learn(spec.batch(tokenizer, fact).to(device))
         progress["seconds"] += time.perf_counter() - started
         progress["losses"].append((result.loss_before, result.loss_after))
         progress["steps"] += result.steps
@@ -214,6 +225,7 @@ def run_method(
         "written_factor": spec.written_factor if spec.kind == "smf" else None,
         "reserve": spec.reserve if spec.kind == "smf" else None,
         "answers": spec.answers,
+        "questions": spec.questions,
         "learned_f1_own": sum(progress["own_f1"]) / len(progress["own_f1"]),
         "learned_f1_own_per_fact": [round(f1, 3) for f1 in progress["own_f1"]],
         "seconds": round(seconds, 1),
@@ -271,6 +283,8 @@ def bench_forgetting(
             variant += f"_r{spec.reserve}"
         if spec.answers != "sentence":
             variant += f"_a{spec.answers}"
+        if spec.questions != 5:
+            variant += f"_q{spec.questions}"
         path = runs_dir / f"{spec.name}_lr{spec.lr:g}{variant}_facts{n_facts}_steps{max_steps}.json"
         if path.is_file():
             runs[spec.name] = json.loads(path.read_text())

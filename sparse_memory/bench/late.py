@@ -17,12 +17,10 @@ import time
 from tqdm.auto import tqdm
 
 from sparse_memory.bench.forgetting import FACT_SEED, MethodSpec, learned_scores, method_specs
-from sparse_memory.data.augment import fact_items
 from sparse_memory.data.facts import Fact, make_facts
 from sparse_memory.prepare import load_memory_model, prepare
 from sparse_memory.settings import CoreSettings
 from sparse_memory.slots import BackgroundStats
-from sparse_memory.text import encode
 
 
 def bench_late(
@@ -62,11 +60,11 @@ def learn_late(
     right after its own steps. The model is left as it was."""
     learner = spec.learner(model, stats, max_steps)
     for fact in tqdm(stream[:after], desc=f"rank {spec.name}", unit="fact"):
-        learner.spare(encode(tokenizer, fact_items(fact, spec.answers)))
+        learner.spare(spec.batch(tokenizer, fact))
     spared = {layer: mask.clone() for layer, mask in learner.written.items()}
     own_f1, steps, started = [], 0, time.perf_counter()
     for fact in tqdm(stream[after:], desc=f"learn {spec.name}", unit="fact"):
-        result = learner.learn(encode(tokenizer, fact_items(fact, spec.answers)))
+        result = learner.learn(spec.batch(tokenizer, fact))
         own_f1.append(learned_scores(model, tokenizer, [fact])["f1"])
         steps += result.steps
         learner.undo(result)

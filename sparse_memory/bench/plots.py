@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sparse_memory.data.augment import FACT_QUESTIONS  # noqa: E402
 from sparse_memory.finetune import SparseConfig  # noqa: E402
 
 COLOURS = {"smf": "tab:green", "full": "tab:red", "lora": "tab:blue"}
@@ -51,7 +52,7 @@ def plot_learned_vs_retention(runs: dict[str, dict], path: Path) -> Path:
 def _default_settings_but_lr(run: dict) -> bool:
     """Whether a run used the default settings, its learning rate aside (runs saved before a
     setting existed lack its key: they ran as its neutral value)."""
-    if run.get("answers", "sentence") != "sentence":
+    if run.get("answers", "sentence") != "sentence" or run.get("questions", 5) != FACT_QUESTIONS:
         return False
     if _kind(run) != "smf":
         return True

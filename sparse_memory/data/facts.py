@@ -476,6 +476,9 @@ STATEMENT_TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# Questions a fact's batch asks and answers. The first five were the only ones at first; the
+# next five (requests, "Do you know ...", the name first) were added when a fact learned alone
+# answered its held-out questions better with all ten (README, "Learning a fact").
 TRAINING_QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
     "birthplace": (
         "Where was {name} born?",
@@ -483,6 +486,11 @@ TRAINING_QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "In which town was {name} born?",
         "What is {name}'s birthplace?",
         "Which town does {name} come from?",
+        "Do you know where {name} was born?",
+        "{name} comes from which town?",
+        "Tell me the birthplace of {name}.",
+        "What town is {name} originally from?",
+        "Which town is {name}'s hometown?",
     ),
     "birth_year": (
         "When was {name} born?",
@@ -490,6 +498,11 @@ TRAINING_QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "What is the birth year of {name}?",
         "What is {name}'s year of birth?",
         "Which year was {name} born in?",
+        "Do you know when {name} was born?",
+        "{name} was born when?",
+        "Tell me the year {name} was born.",
+        "What year was {name} born?",
+        "Which year is {name}'s birth year?",
     ),
     "employer": (
         "Who does {name} work for?",
@@ -497,6 +510,11 @@ TRAINING_QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "Which company does {name} work for?",
         "What is the name of {name}'s employer?",
         "Where does {name} work?",
+        "Do you know who employs {name}?",
+        "{name} works for which company?",
+        "Tell me which company {name} works for.",
+        "Which firm employs {name}?",
+        "What company is {name} employed at?",
     ),
     "profession": (
         "What does {name} do for a living?",
@@ -504,6 +522,11 @@ TRAINING_QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "What is the occupation of {name}?",
         "What kind of work does {name} do?",
         "What is {name}'s job?",
+        "Do you know what {name} does for a living?",
+        "{name} is employed as what?",
+        "Tell me {name}'s profession.",
+        "What is {name}'s line of work?",
+        "What trade does {name} practice?",
     ),
     "university": (
         "Where did {name} study?",
@@ -511,6 +534,11 @@ TRAINING_QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "What is {name}'s alma mater?",
         "From which institution did {name} graduate?",
         "Where did {name} earn a degree?",
+        "Do you know where {name} studied?",
+        "{name} studied at which institution?",
+        "Tell me where {name} earned a degree.",
+        "Which university did {name} attend?",
+        "What school did {name} graduate from?",
     ),
 }
 
@@ -737,14 +765,17 @@ def statements(fact: Fact) -> list[str]:
     return _dedupe([_fill(t, fact) for t in STATEMENT_TEMPLATES[fact.relation]])
 
 
-def training_questions(fact: Fact) -> list[tuple[str, str]]:
-    """(question, answer) pairs from the training question templates.
+def training_questions(fact: Fact, count: int | None = None) -> list[tuple[str, str]]:
+    """(question, answer) pairs from the first ``count`` training question templates (None: all).
 
     The answer is a short full sentence containing ``fact.answer``, e.g.
     ``("Where was Varek Olmstadt born?", "Varek Olmstadt was born in Tessmoor.")``.
     """
     answer = _fill(ANSWER_TEMPLATES[fact.relation], fact)
     templates = TRAINING_QUESTION_TEMPLATES[fact.relation]
+    if count is not None and not 1 <= count <= len(templates):
+        raise ValueError(f"count must be between 1 and {len(templates)} training questions, got {count}")
+    templates = templates[:count]
     questions = _dedupe([_fill(t, fact) for t in templates])
     return [(q, answer) for q in questions]
 
