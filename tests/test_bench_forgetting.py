@@ -7,8 +7,7 @@ import pytest
 from sparse_memory.bench import forgetting
 from sparse_memory.bench.forgetting import MethodSpec, matched_baselines, measured_runs, method_specs, run_method
 from sparse_memory.cli import build_parser
-from sparse_memory.data.augment import FACT_QUESTIONS
-from sparse_memory.data.facts import make_facts, statements
+from sparse_memory.data.facts import FACT_QUESTIONS, make_facts, statements
 
 
 def test_a_stopped_run_goes_on_from_the_next_fact_and_ends_as_an_unstopped_one(tiny_checkpoint, tmp_path, monkeypatch):

@@ -217,7 +217,7 @@ def test_statement_example() -> None:
 
 def test_training_questions(all_facts: list[Fact]) -> None:
     for fact in all_facts:
-        pairs = training_questions(fact)
+        pairs = training_questions(fact, len(TRAINING_QUESTION_TEMPLATES[fact.relation]))
         assert len(pairs) >= 5
         assert len({q for q, _ in pairs}) == len(pairs)
         for q, a in pairs:
@@ -228,8 +228,9 @@ def test_training_questions(all_facts: list[Fact]) -> None:
 def test_training_questions_count_takes_the_first_templates() -> None:
     fact = make_facts(3, seed=4)[2]
     first = [template.format(name=fact.subject) for template in TRAINING_QUESTION_TEMPLATES[fact.relation][:5]]
+    assert [q for q, _ in training_questions(fact)] == first  # the measured default, FACT_QUESTIONS
     assert [q for q, _ in training_questions(fact, 5)] == first
-    assert len(training_questions(fact)) == len(TRAINING_QUESTION_TEMPLATES[fact.relation]) == 10
+    assert len(training_questions(fact, 10)) == len(TRAINING_QUESTION_TEMPLATES[fact.relation]) == 10
     for count in (0, 11):
         with pytest.raises(ValueError, match="between 1 and 10"):
             training_questions(fact, count)

@@ -19,8 +19,8 @@ from tqdm.auto import tqdm
 
 from sparse_memory.bench import PROGRESS_EVERY_S
 from sparse_memory.bench.plots import plot_learned_vs_retention, plot_learning_along_the_stream, plot_pareto
-from sparse_memory.data.augment import FACT_QUESTIONS, AnswerForms, fact_items
-from sparse_memory.data.facts import Fact, eval_questions, make_facts
+from sparse_memory.data.augment import AnswerForms, fact_items
+from sparse_memory.data.facts import FACT_QUESTIONS, Fact, eval_questions, make_facts
 from sparse_memory.data.real_facts import QAItem, all_real_facts
 from sparse_memory.data.wikipedia import articles
 from sparse_memory.evaluation import ask, heldout_nll, mean_scores, retention_f1, sort_known

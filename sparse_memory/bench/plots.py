@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt  # noqa: E402
 
-from sparse_memory.data.augment import FACT_QUESTIONS  # noqa: E402
+from sparse_memory.data.facts import FACT_QUESTIONS  # noqa: E402
 from sparse_memory.finetune import SparseConfig  # noqa: E402
 
 COLOURS = {"smf": "tab:green", "full": "tab:red", "lora": "tab:blue"}

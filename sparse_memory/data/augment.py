@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from sparse_memory.data.facts import Fact, statements, training_questions
+from sparse_memory.data.facts import FACT_QUESTIONS, Fact, statements, training_questions
 from sparse_memory.text import Conversation, TextOrChat
 
 
@@ -33,10 +33,6 @@ def _unique(items: Sequence[TextOrChat]) -> list[TextOrChat]:
 
 AnswerForms = Literal["sentence", "varied"]
 ANSWER_FORMS: tuple[str, ...] = get_args(AnswerForms)
-# Training questions a fact's batch asks: the first five templates, as in every measured default
-# run. All ten learned more when facts were learned alone (README, "Learning a fact"); what they
-# do over a 100-fact stream is not measured yet.
-FACT_QUESTIONS = 5
 
 
 def fact_items(fact: Fact, answers: AnswerForms = "sentence", questions: int = FACT_QUESTIONS) -> list[TextOrChat]:

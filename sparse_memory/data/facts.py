@@ -26,6 +26,7 @@ from dataclasses import dataclass
 __all__ = [
     "ANSWER_TEMPLATES",
     "EVAL_QUESTION_TEMPLATES",
+    "FACT_QUESTIONS",
     "PROFESSIONS",
     "RELATIONS",
     "STATEMENT_TEMPLATES",
@@ -479,6 +480,9 @@ STATEMENT_TEMPLATES: dict[str, tuple[str, ...]] = {
 # Questions a fact's batch asks and answers. The first five were the only ones at first; the
 # next five (requests, "Do you know ...", the name first) were added when a fact learned alone
 # answered its held-out questions better with all ten (README, "Learning a fact").
+# ``training_questions`` takes the first FACT_QUESTIONS by default, as in every measured default
+# run; what all ten do over a 100-fact stream is not measured yet.
+FACT_QUESTIONS = 5
 TRAINING_QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
     "birthplace": (
         "Where was {name} born?",
@@ -765,15 +769,15 @@ def statements(fact: Fact) -> list[str]:
     return _dedupe([_fill(t, fact) for t in STATEMENT_TEMPLATES[fact.relation]])
 
 
-def training_questions(fact: Fact, count: int | None = None) -> list[tuple[str, str]]:
-    """(question, answer) pairs from the first ``count`` training question templates (None: all).
+def training_questions(fact: Fact, count: int = FACT_QUESTIONS) -> list[tuple[str, str]]:
+    """(question, answer) pairs from the first ``count`` training question templates.
 
     The answer is a short full sentence containing ``fact.answer``, e.g.
     ``("Where was Varek Olmstadt born?", "Varek Olmstadt was born in Tessmoor.")``.
     """
     answer = _fill(ANSWER_TEMPLATES[fact.relation], fact)
     templates = TRAINING_QUESTION_TEMPLATES[fact.relation]
-    if count is not None and not 1 <= count <= len(templates):
+    if not 1 <= count <= len(templates):
         raise ValueError(f"count must be between 1 and {len(templates)} training questions, got {count}")
     templates = templates[:count]
     questions = _dedupe([_fill(t, fact) for t in templates])
