@@ -33,20 +33,35 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# The options each benchmark takes beyond --quick and --results-dir. Each option's default in
+# the parser means "not given": the benchmark's own default applies. One given to a benchmark
+# that does not take it is refused rather than silently ignored.
+BENCH_OPTIONS = {
+    "forgetting": ("facts", "methods", "sweep", "lr", "max_steps", "save_every_s"),
+    "interference": ("facts",),
+    "late": ("after", "facts", "methods", "lr", "max_steps"),
+}
+NOT_GIVEN = {"facts": None, "methods": None, "after": None, "sweep": False, "lr": None, "max_steps": None}
+
+
 def _bench(args: argparse.Namespace) -> int:
     from sparse_memory.bench import run_benchmark
 
-    options = {"quick": args.quick}
+    given = {name: getattr(args, name) for name, default in NOT_GIVEN.items() if getattr(args, name) != default}
+    if args.save_every != PROGRESS_EVERY_S:
+        given["save_every_s"] = args.save_every
+    refused = [name for name in given if name not in BENCH_OPTIONS.get(args.name, ())]
+    if refused:
+        flags = ", ".join("--" + name.removesuffix("_s").replace("_", "-") for name in refused)
+        takers = sorted({bench for name in refused for bench, options in BENCH_OPTIONS.items() if name in options})
+        raise SystemExit(f"bench {args.name} does not take {flags} (bench {', '.join(takers)} does)")
+    options = {"quick": args.quick, **given}
     if args.name == "forgetting":
-        options.update(facts=args.facts, methods=args.methods, sweep=args.sweep, lr=args.lr, max_steps=args.max_steps)
-        options.update(results_dir=args.results_dir, save_every_s=args.save_every)
-    elif args.name == "interference":
-        options["facts"] = args.facts
-    elif args.name == "late":
-        options.update(after=args.after, facts=args.facts, methods=args.methods, max_steps=args.max_steps)
+        options["results_dir"] = args.results_dir
     result = run_benchmark(args.name, **options)
-    # A --lr run is one piece of a sweep: its run file is saved, the benchmark's summary is not.
-    if not args.quick and args.lr is None:
+    # A forgetting run at one --lr is one piece of a sweep: its run file is saved, the
+    # benchmark's summary is not.
+    if not args.quick and not (args.name == "forgetting" and args.lr is not None):
         args.results_dir.mkdir(parents=True, exist_ok=True)
         (args.results_dir / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
@@ -89,7 +104,10 @@ def add_commands(commands) -> None:
         help="run the chosen methods at this learning rate only: one piece of a sweep, so pieces can run side by side",
     )
     forgetting.add_argument(
-        "--max-steps", type=int, default=30, help="steps per fact at most (stops 5 steps after the answers are right)"
+        "--max-steps",
+        type=int,
+        default=None,
+        help="steps per fact at most (default 30; stops 5 steps after the answers are right)",
     )
     forgetting.add_argument(
         "--save-every",

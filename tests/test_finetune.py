@@ -184,6 +184,22 @@ def test_late_bench_refuses_baselines_and_unknown_methods_before_any_work():
         bench_late(methods=["smf", "lora"])
 
 
+def test_bench_options_a_benchmark_does_not_take_are_refused_before_any_work():
+    from sparse_memory.cli import main
+
+    with pytest.raises(SystemExit, match="bench step does not take --lr \\(bench forgetting, late does\\)"):
+        main(["bench", "step", "--lr", "1e-3"])
+    with pytest.raises(SystemExit, match="bench late does not take --sweep, --save-every \\(bench forgetting does\\)"):
+        main(["bench", "late", "--sweep", "--save-every", "never"])
+
+
+def test_methods_at_another_learning_rate_are_named_as_the_sweep_names_them():
+    from sparse_memory.bench.forgetting import at_learning_rate, method_specs
+
+    (spec,) = at_learning_rate(method_specs(["smf_ten_questions"]), 3e4)
+    assert spec.name == "smf_ten_questions_lr30000" and spec.lr == 3e4 and spec.questions == 10
+
+
 def test_spare_marks_what_learning_would_and_undo_puts_the_rows_back(memory_model, stats, tokenizer):
     batch = encode(tokenizer, FACT)
     config = SparseConfig(t=6, lr=50.0, max_steps=2, target_loss=None, reserve=2)

@@ -106,6 +106,11 @@ def method_specs(names: list[str]) -> list[MethodSpec]:
     return [DEFAULT_METHODS[name] for name in names]
 
 
+def at_learning_rate(specs: list[MethodSpec], lr: float) -> list[MethodSpec]:
+    """The methods at another learning rate, named as the sweep names its runs."""
+    return [replace(spec, name=f"{spec.name}_lr{lr:g}", lr=lr) for spec in specs]
+
+
 def learned_scores(model, tokenizer, facts: list[Fact]) -> dict[str, float]:
     questions, golds = [], []
     for fact in facts:
@@ -264,9 +269,8 @@ def bench_forgetting(
 
     runs_dir = results_dir / "forgetting_runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    if lr is not None:
-        # Named as the sweep names its runs: runs at one rate each, side by side, fill the sweep's cache.
-        specs = [replace(spec, name=f"{spec.name}_lr{lr:g}", lr=lr) for spec in specs]
+    if lr is not None:  # runs at one rate each, side by side, fill the sweep's cache
+        specs = at_learning_rate(specs, lr)
     if sweep:
         specs += [
             MethodSpec(f"{kind}_lr{lr:g}", kind, lr)

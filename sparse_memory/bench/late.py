@@ -16,7 +16,7 @@ import time
 
 from tqdm.auto import tqdm
 
-from sparse_memory.bench.forgetting import FACT_SEED, MethodSpec, learned_scores, method_specs
+from sparse_memory.bench.forgetting import FACT_SEED, MethodSpec, at_learning_rate, learned_scores, method_specs
 from sparse_memory.data.facts import Fact, make_facts
 from sparse_memory.prepare import load_memory_model, prepare
 from sparse_memory.settings import CoreSettings
@@ -29,8 +29,11 @@ def bench_late(
     facts: int | None = None,
     methods: list[str] | None = None,
     max_steps: int = 30,
+    lr: float | None = None,
 ) -> dict:
     specs = method_specs(methods or ["smf", "smf_reserve1"])
+    if lr is not None:
+        specs = at_learning_rate(specs, lr)
     dense = [spec.name for spec in specs if spec.kind != "smf"]
     if dense:
         raise ValueError(f"bench late compares sparse memory finetuning settings (spared slots); drop {dense}")
