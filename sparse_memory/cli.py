@@ -41,15 +41,21 @@ BENCH_OPTIONS = {
     "interference": ("facts",),
     "late": ("after", "facts", "methods", "lr", "max_steps"),
 }
-NOT_GIVEN = {"facts": None, "methods": None, "after": None, "sweep": False, "lr": None, "max_steps": None}
+NOT_GIVEN = {
+    "facts": None,
+    "methods": None,
+    "after": None,
+    "sweep": False,
+    "lr": None,
+    "max_steps": None,
+    "save_every_s": PROGRESS_EVERY_S,
+}
 
 
 def _bench(args: argparse.Namespace) -> int:
     from sparse_memory.bench import run_benchmark
 
     given = {name: getattr(args, name) for name, default in NOT_GIVEN.items() if getattr(args, name) != default}
-    if args.save_every != PROGRESS_EVERY_S:
-        given["save_every_s"] = args.save_every
     refused = [name for name in given if name not in BENCH_OPTIONS.get(args.name, ())]
     if refused:
         flags = ", ".join("--" + name.removesuffix("_s").replace("_", "-") for name in refused)
@@ -111,6 +117,7 @@ def add_commands(commands) -> None:
     )
     forgetting.add_argument(
         "--save-every",
+        dest="save_every_s",
         type=_seconds_or_never,
         default=PROGRESS_EVERY_S,
         metavar="SECONDS",

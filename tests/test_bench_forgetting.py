@@ -69,7 +69,7 @@ def test_save_every_never_saves_nothing_and_the_command_line_takes_seconds_or_ne
     assert len(fact_log.read_text().splitlines()) == 2  # the log is kept either way
 
     def save_every(*option):
-        return build_parser().parse_args(["bench", "forgetting", *option]).save_every
+        return build_parser().parse_args(["bench", "forgetting", *option]).save_every_s
 
     assert save_every() == 60.0
     assert save_every("--save-every", "never") is None

@@ -196,7 +196,7 @@ def test_bench_options_a_benchmark_does_not_take_are_refused_before_any_work():
 def test_methods_at_another_learning_rate_are_named_as_the_sweep_names_them():
     from sparse_memory.bench.forgetting import at_learning_rate, method_specs
 
-    (spec,) = at_learning_rate(method_specs(["smf_ten_questions"]), 3e4)
+    spec = at_learning_rate(method_specs(["smf_ten_questions"])[0], 3e4)
     assert spec.name == "smf_ten_questions_lr30000" and spec.lr == 3e4 and spec.questions == 10
 
 

@@ -106,9 +106,9 @@ def method_specs(names: list[str]) -> list[MethodSpec]:
     return [DEFAULT_METHODS[name] for name in names]
 
 
-def at_learning_rate(specs: list[MethodSpec], lr: float) -> list[MethodSpec]:
-    """The methods at another learning rate, named as the sweep names its runs."""
-    return [replace(spec, name=f"{spec.name}_lr{lr:g}", lr=lr) for spec in specs]
+def at_learning_rate(spec: MethodSpec, lr: float) -> MethodSpec:
+    """The method at another learning rate, named as the sweep names its runs."""
+    return replace(spec, name=f"{spec.name}_lr{lr:g}", lr=lr)
 
 
 def learned_scores(model, tokenizer, facts: list[Fact]) -> dict[str, float]:
@@ -270,10 +270,10 @@ def bench_forgetting(
     runs_dir = results_dir / "forgetting_runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     if lr is not None:  # runs at one rate each, side by side, fill the sweep's cache
-        specs = at_learning_rate(specs, lr)
+        specs = [at_learning_rate(spec, lr) for spec in specs]
     if sweep:
         specs += [
-            MethodSpec(f"{kind}_lr{lr:g}", kind, lr)
+            at_learning_rate(DEFAULT_METHODS[kind], lr)
             for kind, lrs in SWEEP_LRS.items()
             for lr in lrs
             if lr != DEFAULT_METHODS[kind].lr

@@ -33,7 +33,7 @@ def bench_late(
 ) -> dict:
     specs = method_specs(methods or ["smf", "smf_reserve1"])
     if lr is not None:
-        specs = at_learning_rate(specs, lr)
+        specs = [at_learning_rate(spec, lr) for spec in specs]
     dense = [spec.name for spec in specs if spec.kind != "smf"]
     if dense:
         raise ValueError(f"bench late compares sparse memory finetuning settings (spared slots); drop {dense}")
