@@ -160,6 +160,9 @@ class SparseMemoryFinetuner:
             layer: written[layer].clone().bool() if layer in written else torch.zeros(n_slots, dtype=torch.bool)
             for layer in model.memory_layers()
         }
+        # The slots this learner's own updates wrote: the only rows ``state`` has to keep (the
+        # reserved ones hold their base values, and there are (reserve - 1) times as many).
+        self.changed = {layer: torch.zeros(n_slots, dtype=torch.bool) for layer in model.memory_layers()}
         for parameter in model.parameters():
             parameter.requires_grad_(False)
 
@@ -228,6 +231,7 @@ class SparseMemoryFinetuner:
         for layer, (slots, scores) in chosen.items():
             new_rows = memories[layer].values.detach()[slots].clone()
             updates[layer] = RowUpdate(slots, scores, old_rows[layer], new_rows, reserved=ranked[layer][0][cfg.t :])
+            self.changed[layer][slots.cpu()] = True
         self._mark_written(ranked)
         return LearnResult(self.method, loss_before, loss_after, steps, time.perf_counter() - started, updates)
 
@@ -256,22 +260,28 @@ class SparseMemoryFinetuner:
 
     def state(self) -> dict:
         """What this learner has changed so far, enough to go on in a fresh copy of the model:
-        the written slots, their rows as they are now, and the random ranking's generator."""
+        the spared (written or reserved) slots, the rows it wrote as they are now, and the random
+        ranking's generator."""
         memories = self.model.memory_layers()
         rows = {}
-        for layer, written in self.written.items():
-            slots = written.nonzero().squeeze(1)
+        for layer, changed in self.changed.items():
+            slots = changed.nonzero().squeeze(1)
             rows[layer] = memories[layer].values.detach()[slots.to(memories[layer].values.device)].cpu()
-        written = {layer: mask.clone() for layer, mask in self.written.items()}
-        return {"written": written, "rows": rows, "generator": self.generator.get_state()}
+        return {
+            "written": {layer: mask.clone() for layer, mask in self.written.items()},
+            "changed": {layer: mask.clone() for layer, mask in self.changed.items()},
+            "rows": rows,
+            "generator": self.generator.get_state(),
+        }
 
     def restore(self, state: dict) -> None:
         memories = self.model.memory_layers()
         with torch.no_grad():
-            for layer, written in state["written"].items():
+            for layer, changed in state["changed"].items():
                 values = memories[layer].values
-                values[written.nonzero().squeeze(1).to(values.device)] = state["rows"][layer].to(values)
-                self.written[layer] = written.clone()
+                values[changed.nonzero().squeeze(1).to(values.device)] = state["rows"][layer].to(values)
+                self.changed[layer] = changed.clone()
+                self.written[layer] = state["written"][layer].clone()
         self.generator.set_state(state["generator"])
 
 
