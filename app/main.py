@@ -25,7 +25,7 @@ from app.schemas import (
     UpdateList,
     UpdateOut,
 )
-from app.service import Service
+from app.service import QueueUnreachable, Service
 from model_store.ledger import STATUSES, NotApplied, UnknownUpdate
 from model_store.settings import ServiceSettings
 from sparse_memory.generation import render_messages
@@ -78,7 +78,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         ]
         update = service.ledger.create_update(documents, options, idempotency_key)
         if update.status == "queued":
-            service.enqueue(update.id)  # re-enqueueing a repeated key is harmless: a finished update is skipped
+            try:
+                service.enqueue(update.id)  # re-enqueueing a repeated key is harmless: a finished update is skipped
+            except QueueUnreachable as error:
+                detail = {"update_id": update.id, "status": update.status, "reason": str(error)}
+                raise HTTPException(503, detail) from error
             learned.inc()
         return LearnAccepted(update_id=update.id, status=update.status)
 

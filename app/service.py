@@ -18,6 +18,10 @@ from model_store.state import DeltaStore, ModelState
 log = logging.getLogger(__name__)
 
 
+class QueueUnreachable(RuntimeError):
+    """A recorded update could not be handed to the learn queue (the Celery broker)."""
+
+
 class LocalWorker:
     """The embedded default's worker: a thread in the API process that learns queued updates."""
 
@@ -95,8 +99,18 @@ class Service:
     def enqueue(self, update_id: int) -> None:
         if self.local_worker is not None:
             self.local_worker.enqueue(update_id)
-        else:
+            return
+        try:
             self.celery.send_task("sparse_memory.learn", args=[update_id], queue=self.settings.queue_name)
+        except Exception as error:  # kombu raises its own OperationalError, among others
+            # The update stays queued in the ledger: a worker learns it with the next update, or
+            # when it starts, so nothing is lost; the caller hears why it is not learning yet.
+            raise QueueUnreachable(
+                f"update {update_id} is recorded and queued, but the learn queue at {self.settings.redis_url} "
+                f"could not be reached ({type(error).__name__}: {error}); it is learned when a worker "
+                "starts or with the next update. Check that Redis and a worker are running; sending the "
+                "request again with the same Idempotency-Key header returns this update instead of a new one"
+            ) from error
 
     def announce(self, version: int) -> None:
         """The model moved (a rollback here): this process swaps now, the others on the event."""

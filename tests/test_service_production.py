@@ -32,10 +32,12 @@ class Processes:
     def __init__(self, env, log_dir):
         self.env, self.log_dir, self.running = env, log_dir, {}
 
-    def start(self, name: str, *args: str) -> None:
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
+        """``env``: settings of this process that differ from the others'."""
         log = open(self.log_dir / f"{name}.log", "ab")
         command = [sys.executable, "-m", "app.cli", *args]
-        self.running[name] = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        environment = self.env | (env or {})
+        self.running[name] = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
 
     def stop(self, name: str) -> None:
         process = self.running.pop(name)
@@ -147,3 +149,34 @@ def test_two_replicas_a_celery_worker_postgres_and_redis(production):
     after_restart = httpx.get(f"{apis[1]}/model").json()
     assert after_restart["state_hash"] == before_restart["state_hash"] != base_hash
     assert after_restart["state_hash"] == httpx.get(f"{apis[0]}/model").json()["state_hash"]
+
+
+def test_a_learn_request_the_broker_never_got_is_kept_and_learned_when_a_worker_starts(production):
+    """The API cannot reach the learn queue: /learn answers 503 with the update's id and what to do,
+    the update stays queued in the ledger (a retry with the same Idempotency-Key finds it again),
+    and a worker started later learns it before its first task."""
+    from model_store.ledger import Ledger
+
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    production.start("api", "serve", "--port", str(port), env={"REDIS_URL": unreachable})
+    wait_ready(api, production, "api")
+    headers = {"Idempotency-Key": "fact-1"}
+    refused = httpx.post(f"{api}/learn", json={"documents": [FACT]}, headers=headers, timeout=60)
+    assert refused.status_code == 503, refused.text
+    detail = refused.json()["detail"]
+    assert detail["status"] == "queued" and "Idempotency-Key" in detail["reason"] and unreachable in detail["reason"]
+    again = httpx.post(f"{api}/learn", json={"documents": [FACT]}, headers=headers, timeout=60)
+    assert again.status_code == 503 and again.json()["detail"]["update_id"] == detail["update_id"]
+    assert httpx.get(f"{api}/updates").json()["total"] == 1
+    production.stop("api")
+
+    ledger = Ledger(production.env["DATABASE_URL"])
+    assert ledger.get(detail["update_id"]).status == "queued"
+    production.start("worker", "worker")  # reaches the real Redis; no task for this update was ever sent
+    deadline = time.monotonic() + START_TIMEOUT
+    while (update := ledger.get(detail["update_id"])).status in ("queued", "running"):
+        assert time.monotonic() < deadline, production.log("worker")
+        time.sleep(0.1)
+    assert update.status == "applied", update.error

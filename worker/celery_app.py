@@ -59,5 +59,10 @@ def run_worker() -> None:
     """``sparse-memory worker``: one process, one learner (solo pool), loaded before the first task."""
     if not settings.redis_url:
         raise SystemExit("sparse-memory worker needs REDIS_URL (the Celery broker); without it the API learns itself")
-    learner()
+    # Updates left queued while no worker ran, or whose task never reached the broker, are learned
+    # first (process learns every queued update up to the one given, in id order).
+    pending = learner().ledger.pending_ids()
+    if pending:
+        log.info("learning %d updates queued before this worker started", len(pending))
+        learner().process(pending[-1])
     celery_app.worker_main(["worker", "--pool=solo", "--loglevel=INFO", "-Q", settings.queue_name])
