@@ -392,8 +392,10 @@ def make_learner(
     ranking: Ranking = "tfidf",
     written_factor: float = SparseConfig.written_factor,
     reserve: int = SparseConfig.reserve,
+    optimizer: Literal["sgd", "adamw"] = SparseConfig.optimizer,
 ):
-    """A learner of any method behind the same ``learn(batch)`` interface."""
+    """A learner of any method behind the same ``learn(batch)`` interface (``optimizer`` is
+    sparse memory finetuning's; the baselines always use AdamW)."""
     if kind not in METHOD_KINDS:
         raise ValueError(f"unknown method {kind!r}; choose from {METHOD_KINDS}")
     lr = DEFAULT_LR[kind] if lr is None else lr
@@ -408,6 +410,7 @@ def make_learner(
             target_loss=target_loss,
             written_factor=written_factor,
             reserve=reserve,
+            optimizer=optimizer,
         )
         return SparseMemoryFinetuner(model, stats, config)
     dense = DenseConfig(lr=lr, max_steps=max_steps, target_loss=target_loss)

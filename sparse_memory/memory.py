@@ -2,7 +2,7 @@
 
 A token's hidden state becomes a query per head; exact top-k search over N = n_keys^2
 product keys picks k slots per head; the output is a softmax-weighted sum of those
-slots' value rows, gated "memory+" style: ``W2(y * silu(W1 x))``.
+slots' value rows, gated "memory+" style, ``W2(y * silu(W1 x))``, or ungated, ``W2 y``.
 
 Each token reads ``heads * k`` of N value rows, so a gradient through the memory touches a
 tiny, input-dependent slice of its values: the property sparse memory finetuning uses.
@@ -42,6 +42,11 @@ class MemoryConfig:
     input_norm: Literal["rms", "learned"] = "rms"  # unit-RMS input; "learned" adds a weight
     query_norm: bool = True  # standardise each query dimension (statistics set by calibration)
     value_init: Literal["zeros", "normal"] = "zeros"
+    # "silu": memory+ gating, W2(y * silu(W1 x)); "none": W2 y. A retrofitted memory's W1 is
+    # random and frozen, so its gate scales each value dimension by a context-dependent random
+    # factor: a row written from a fact's training sentences reads out differently in a new
+    # question. Memories saved before this field existed were gated (``from_dict``).
+    gate: Literal["silu", "none"] = "silu"
 
     def __post_init__(self) -> None:
         self.layers = [int(i) for i in self.layers]
@@ -51,6 +56,8 @@ class MemoryConfig:
             raise ValueError(f"memory input_norm must be 'rms' or 'learned', got {self.input_norm!r}")
         if self.value_init not in ("zeros", "normal"):
             raise ValueError(f"memory value_init must be 'zeros' or 'normal', got {self.value_init!r}")
+        if self.gate not in ("silu", "none"):
+            raise ValueError(f"memory gate must be 'silu' or 'none', got {self.gate!r}")
         if self.key_dim % 2:
             raise ValueError(f"memory key_dim must be even (it is split in halves), got {self.key_dim}")
         if not 0 < self.k <= self.n_keys:
@@ -71,7 +78,7 @@ class MemoryConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown memory config fields {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
+        return cls(**{"gate": "silu", **data})
 
 
 @dataclass
@@ -120,10 +127,10 @@ def brute_force_topk(
 
 
 class ProductKeyMemory(nn.Module):
-    """A product-key memory with memory+ gating; input and output have the model's width.
+    """A product-key memory, memory+ gated or not; input and output have the model's width.
 
     Parameters: ``query_proj`` (hidden -> heads*key_dim), ``sub_keys_1/2``
-    (heads, n_keys, key_dim/2), ``values`` (N, value_dim), ``gate_proj`` (W1) and
+    (heads, n_keys, key_dim/2), ``values`` (N, value_dim), ``gate_proj`` (W1, gated memories only) and
     ``out_proj`` (W2). Buffers ``query_mean``/``query_std`` hold the query standardisation,
     set by calibration on background text (identity until then).
     """
@@ -139,7 +146,7 @@ class ProductKeyMemory(nn.Module):
         self.sub_keys_1 = nn.Parameter(torch.empty(h, config.n_keys, d // 2))
         self.sub_keys_2 = nn.Parameter(torch.empty(h, config.n_keys, d // 2))
         self.values = nn.Parameter(torch.empty(config.n_slots, self.value_dim))
-        self.gate_proj = nn.Linear(hidden_size, self.value_dim, bias=False)
+        self.gate_proj = nn.Linear(hidden_size, self.value_dim, bias=False) if config.gate == "silu" else None
         self.out_proj = nn.Linear(self.value_dim, hidden_size, bias=False)
         self.input_norm_weight = nn.Parameter(torch.ones(hidden_size)) if config.input_norm == "learned" else None
         self.register_buffer("query_mean", torch.zeros(h * d))
@@ -160,7 +167,8 @@ class ProductKeyMemory(nn.Module):
         nn.init.uniform_(self.sub_keys_1, -bound, bound)
         nn.init.uniform_(self.sub_keys_2, -bound, bound)
         nn.init.normal_(self.query_proj.weight, std=self.hidden_size**-0.5)
-        nn.init.normal_(self.gate_proj.weight, std=self.hidden_size**-0.5)
+        if self.gate_proj is not None:
+            nn.init.normal_(self.gate_proj.weight, std=self.hidden_size**-0.5)
         nn.init.normal_(self.out_proj.weight, std=self.value_dim**-0.5)
         if cfg.value_init == "zeros":
             self.values.zero_()
@@ -200,8 +208,9 @@ class ProductKeyMemory(nn.Module):
             read = read + self._trainable_correction(flat_slots, flat_weights)
         if self.capture_accesses:
             self.last_accesses = found.indices.view(*hidden.shape[:-1], self.config.heads, self.config.k)
-        gate = F.silu(self.gate_proj(normed)).reshape(tokens, -1)
-        return self.out_proj(read * gate).view_as(hidden)
+        if self.gate_proj is not None:
+            read = read * F.silu(self.gate_proj(normed)).reshape(tokens, -1)
+        return self.out_proj(read).view_as(hidden)
 
     def _trainable_correction(self, flat_slots: torch.Tensor, flat_weights: torch.Tensor) -> torch.Tensor:
         """What reading ``trainable_rows`` instead of ``values`` at the trainable slots adds.

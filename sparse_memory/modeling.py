@@ -207,9 +207,10 @@ def _expected_memory_shapes(config: dict, memory: MemoryConfig) -> dict[str, tup
         "sub_keys_1": (memory.heads, memory.n_keys, memory.key_dim // 2),
         "sub_keys_2": (memory.heads, memory.n_keys, memory.key_dim // 2),
         "values": (memory.n_slots, value_dim),
-        "gate_proj.weight": (value_dim, hidden),
         "out_proj.weight": (hidden, value_dim),
     }
+    if memory.gate == "silu":
+        shapes["gate_proj.weight"] = (value_dim, hidden)
     prefix = "memory." if memory.layout == "beside" else "mlp."
     return {f"model.layers.{i}.{prefix}{name}": shape for i in memory.layers for name, shape in shapes.items()}
 

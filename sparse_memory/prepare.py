@@ -48,6 +48,8 @@ def paths(settings: CoreSettings) -> PreparedPaths:
     base = settings.base_model or settings.model_dir / DEFAULT_BASE_NAME
     memory = settings.memory()
     tag = f"mem-l{'-'.join(map(str, memory.layers))}-h{memory.heads}-k{memory.k}-n{memory.n_keys}"
+    if memory.gate != "silu":  # directories prepared before the setting existed hold gated memories
+        tag += f"-gate{memory.gate}"
     return PreparedPaths(base=base, memory=settings.model_dir / f"{base.name}-{tag}")
 
 

@@ -36,6 +36,7 @@ class CoreSettings(BaseSettings):
     memory_k: int = Field(default=MemoryConfig().k, description="Slots read per head per token.")
     memory_heads: int = MemoryConfig().heads
     memory_n_keys: int = MemoryConfig().n_keys
+    memory_gate: str = Field(default=MemoryConfig().gate, description="silu (memory+ gating) or none.")
     calibration_tokens: int = Field(default=40_000, description="Tokens of general text for the addressing warm-up.")
     background_batches: int | None = Field(
         default=None, description="Background batches for slot statistics; default 1000 on a GPU, 400 on a CPU."
@@ -52,7 +53,11 @@ class CoreSettings(BaseSettings):
 
     def memory(self) -> MemoryConfig:
         return MemoryConfig(
-            layers=[self.memory_layer], n_keys=self.memory_n_keys, heads=self.memory_heads, k=self.memory_k
+            layers=[self.memory_layer],
+            n_keys=self.memory_n_keys,
+            heads=self.memory_heads,
+            k=self.memory_k,
+            gate=self.memory_gate,
         )
 
     def n_background_batches(self) -> int:

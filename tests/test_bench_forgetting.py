@@ -135,3 +135,14 @@ def test_each_method_learns_a_fact_from_the_batch_its_spec_describes(tokenizer):
         questions_asked[spec.name] = sum(len(spans) == 2 for spans in batch.content_spans)  # a question and its answer
         assert len(batch.texts) == len(statements(fact)) + questions_asked[spec.name]
     assert questions_asked == {"smf": FACT_QUESTIONS, "smf_ten_questions": 10}
+
+
+def test_a_spec_passes_its_optimizer_to_the_sparse_learner(tiny_checkpoint):
+    from sparse_memory.prepare import load_memory_model
+    from sparse_memory.slots import BackgroundStats
+
+    model, _ = load_memory_model(tiny_checkpoint, "cpu")
+    stats = BackgroundStats.load(tiny_checkpoint)
+    (default, adamw) = method_specs(["smf", "smf_adamw"])
+    assert default.learner(model, stats, 2).config.optimizer == "sgd"
+    assert adamw.learner(model, stats, 2).config.optimizer == "adamw"

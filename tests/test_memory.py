@@ -41,6 +41,24 @@ def test_forward_matches_dense_reference():
     assert torch.allclose(out, expected, atol=1e-5)
 
 
+def test_ungated_memory_is_the_projected_read():
+    torch.manual_seed(0)
+    config = MemoryConfig(layers=[0], n_keys=8, heads=2, k=3, key_dim=8, value_init="normal", gate="none")
+    memory = ProductKeyMemory(16, config)
+    assert memory.gate_proj is None and "gate_proj.weight" not in memory.state_dict()
+    x = torch.randn(2, 5, 16)
+    found = memory.lookup(memory.normalise_input(x))
+    read = (memory.values[found.indices] * found.scores.softmax(-1).unsqueeze(-1)).sum(dim=(1, 2))
+    assert torch.allclose(memory(x), memory.out_proj(read).view_as(x), atol=1e-5)
+
+
+def test_a_config_saved_before_the_gate_setting_is_gated():
+    saved = MemoryConfig(layers=[1], n_keys=16, k=4).to_dict()
+    del saved["gate"]
+    assert MemoryConfig.from_dict(saved).gate == "silu"
+    assert MemoryConfig.from_dict({**saved, "gate": "none"}).gate == "none"
+
+
 def test_input_is_normalised_to_unit_rms():
     memory = ProductKeyMemory(32, MemoryConfig(layers=[0], n_keys=8, heads=1, k=2, key_dim=8))
     normed = memory.normalise_input(torch.randn(3, 32) * 0.1)
@@ -65,7 +83,13 @@ def test_zero_values_make_output_zero():
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("key_dim", 7, "even"), ("k", 99, "k must be"), ("layout", "inside", "layout"), ("layers", [], "non-empty")],
+    [
+        ("key_dim", 7, "even"),
+        ("k", 99, "k must be"),
+        ("layout", "inside", "layout"),
+        ("layers", [], "non-empty"),
+        ("gate", "relu", "gate must be"),
+    ],
 )
 def test_bad_config_is_refused(field, value, message):
     with pytest.raises(ValueError, match=message):

@@ -91,6 +91,18 @@ def test_save_load_round_trip_is_bit_identical(tiny_llama, tiny_memory, tmp_path
         assert torch.equal(model(ids).logits, loaded.eval()(ids).logits)
 
 
+def test_ungated_memory_round_trip(tiny_llama, tmp_path):
+    memory = MemoryConfig(layers=[1], n_keys=16, heads=2, k=4, key_dim=16, value_init="normal", gate="none")
+    model = retrofit(tiny_llama, memory)
+    model.save_pretrained(tmp_path)
+    assert not any("gate_proj" in key and ".memory." in key for key in load_file(tmp_path / "model.safetensors"))
+    assert check_memory_checkpoint(tmp_path) == memory
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    ids = _ids()
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, loaded(ids).logits)
+
+
 def test_replace_layout_round_trip(tiny_llama, tmp_path):
     memory = MemoryConfig(layers=[2], layout="replace", n_keys=16, heads=2, k=4, key_dim=16, value_init="normal")
     model = retrofit(tiny_llama, memory)

@@ -49,6 +49,12 @@ def test_prepare_runs_every_stage_once(tiny_settings):
     assert stamps() == before
 
 
+def test_an_ungated_memory_is_prepared_in_its_own_directory(tiny_settings):
+    gated = paths(tiny_settings).memory
+    ungated = paths(tiny_settings.model_copy(update={"memory_gate": "none"})).memory
+    assert ungated.name == gated.name + "-gatenone"
+
+
 def test_background_counting_resumes_exactly(tiny_llama, tiny_memory, tokenizer):
     model = retrofit(tiny_llama, tiny_memory)
     whole = compute_background_stats(model, general_batches(tokenizer, 4, seed=BACKGROUND_SEED))
