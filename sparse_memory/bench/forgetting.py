@@ -247,6 +247,7 @@ def run_method(
         "mean_loss_after": sum(b for _, b in losses) / len(losses),
         "facts": len(facts),
         "memory_slots": model.memory_config.n_slots,
+        "memory_gate": model.memory_config.gate,
     }
 
 
