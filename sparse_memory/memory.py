@@ -45,7 +45,9 @@ class MemoryConfig:
     # "silu": memory+ gating, W2(y * silu(W1 x)); "none": W2 y. A retrofitted memory's W1 is
     # random and frozen, so its gate scales each value dimension by a context-dependent random
     # factor: a row written from a fact's training sentences reads out differently in a new
-    # question. Memories saved before this field existed were gated (``from_dict``).
+    # question. Ungated, 100 facts were learned to F1 0.74 instead of 0.49 and 11.7% of known real
+    # facts lost instead of 5.7% (README, "The memory's gate"): gated stays the default for now.
+    # Memories saved before this field existed were gated (``from_dict``).
     gate: Literal["silu", "none"] = "silu"
 
     def __post_init__(self) -> None:
