@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -75,11 +76,16 @@ def _perturbed(model):
     return model
 
 
-def test_save_load_round_trip_is_bit_identical(tiny_llama, tiny_memory, tmp_path):
-    model = _perturbed(retrofit(tiny_llama, tiny_memory))
+@pytest.mark.parametrize("gate", ["silu", "none"])
+def test_save_load_round_trip_is_bit_identical(tiny_llama, tiny_memory, tmp_path, gate):
+    memory = replace(tiny_memory, gate=gate)
+    model = _perturbed(retrofit(tiny_llama, memory))
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").is_file()
-    assert json.loads((tmp_path / "config.json").read_text())["memory"] == tiny_memory.to_dict()
+    saved = load_file(tmp_path / "model.safetensors")
+    assert ("model.layers.1.memory.gate_proj.weight" in saved) == (gate == "silu")  # an ungated memory has no W1
+    assert json.loads((tmp_path / "config.json").read_text())["memory"] == memory.to_dict()
+    assert check_memory_checkpoint(tmp_path) == memory
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
     assert type(loaded) is MemoryLlamaForCausalLM
     original, reloaded = model.state_dict(), loaded.state_dict()
@@ -89,18 +95,6 @@ def test_save_load_round_trip_is_bit_identical(tiny_llama, tiny_memory, tmp_path
     ids = _ids()
     with torch.no_grad():
         assert torch.equal(model(ids).logits, loaded.eval()(ids).logits)
-
-
-def test_ungated_memory_round_trip(tiny_llama, tmp_path):
-    memory = MemoryConfig(layers=[1], n_keys=16, heads=2, k=4, key_dim=16, value_init="normal", gate="none")
-    model = retrofit(tiny_llama, memory)
-    model.save_pretrained(tmp_path)
-    assert not any("gate_proj" in key and ".memory." in key for key in load_file(tmp_path / "model.safetensors"))
-    assert check_memory_checkpoint(tmp_path) == memory
-    loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
-    ids = _ids()
-    with torch.no_grad():
-        assert torch.equal(model(ids).logits, loaded(ids).logits)
 
 
 def test_replace_layout_round_trip(tiny_llama, tmp_path):
