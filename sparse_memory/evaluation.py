@@ -45,10 +45,17 @@ def sort_known(model, tokenizer, items: list[QAItem]) -> tuple[list[QAItem], lis
     return known, unknown
 
 
+def retention_replies(model, tokenizer, items: list[QAItem]) -> list[tuple[str, float]]:
+    """(reply, F1) per fact the unchanged model knew: which knowledge is kept, and what replaced it."""
+    questions = [item.question for item in items]
+    replies = ask(model, tokenizer, questions)
+    return [(r, answer_scores(r, i.answers, q)["f1"]) for i, q, r in zip(items, questions, replies, strict=True)]
+
+
 def retention_f1(model, tokenizer, items: list[QAItem]) -> float:
     """Mean F1 on facts the unchanged model knew: how much of that knowledge is kept."""
-    questions = [item.question for item in items]
-    return mean_scores(questions, ask(model, tokenizer, questions), [item.answers for item in items])["f1"]
+    scores = [f1 for _, f1 in retention_replies(model, tokenizer, items)]
+    return sum(scores) / max(len(scores), 1)
 
 
 @torch.no_grad()

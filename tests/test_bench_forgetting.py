@@ -82,6 +82,25 @@ def _run(kind, lr, learned_f1):
     return {"kind": kind, "lr": lr, "learned_f1": learned_f1}
 
 
+def test_measure_lists_each_known_fact_no_longer_answered_right_with_its_reply(tiny_checkpoint, monkeypatch):
+    from sparse_memory import evaluation
+    from sparse_memory.data.real_facts import QAItem
+    from sparse_memory.prepare import load_memory_model
+
+    model, tokenizer = load_memory_model(tiny_checkpoint, "cpu")
+    kept = QAItem("What is the capital of Australia?", ("Canberra",), "countryinfo", "")
+    lost = QAItem("What is the chemical symbol of gold?", ("Au",), "mendeleev", "")
+    replies = {kept.question: "The capital of Australia is Canberra.", lost.question: "It is silver."}
+    monkeypatch.setattr(evaluation, "ask", lambda model, tokenizer, questions: [replies[q] for q in questions])
+
+    scores = forgetting.measure(model, tokenizer, [], [kept, lost], ["A short held-out text."])
+
+    assert scores["retention_f1"] == pytest.approx(0.5)
+    assert scores["retention_lost"] == [
+        {"question": lost.question, "answers": ["Au"], "reply": "It is silver.", "f1": 0.0}
+    ]
+
+
 def test_baselines_are_compared_at_the_measured_learning_rate_closest_to_smf_in_learning(tmp_path):
     runs_dir = tmp_path / "forgetting_runs"
     runs_dir.mkdir()

@@ -23,7 +23,7 @@ from sparse_memory.data.augment import AnswerForms, fact_items
 from sparse_memory.data.facts import FACT_QUESTIONS, Fact, eval_questions, make_facts
 from sparse_memory.data.real_facts import QAItem, all_real_facts
 from sparse_memory.data.wikipedia import articles
-from sparse_memory.evaluation import ask, heldout_nll, mean_scores, retention_f1, sort_known
+from sparse_memory.evaluation import ask, heldout_nll, mean_scores, retention_replies, sort_known
 from sparse_memory.finetune import DEFAULT_LR, SparseConfig, make_learner
 from sparse_memory.prepare import load_memory_model, prepare
 from sparse_memory.scoring import SHORT_ANSWER_VERSION
@@ -147,13 +147,20 @@ def retention_set(model, tokenizer, directory: Path, size: int) -> list[QAItem]:
     return items[::stride][:size]
 
 
-def measure(model, tokenizer, facts, retention: list[QAItem], wiki: list[str]) -> dict[str, float]:
+def measure(model, tokenizer, facts, retention: list[QAItem], wiki: list[str]) -> dict:
     learned = learned_scores(model, tokenizer, facts)
+    replies = retention_replies(model, tokenizer, retention)
     return {
         "learned_f1": learned["f1"],
         "learned_em": learned["em"],
         "learned_contains": learned["contains"],
-        "retention_f1": retention_f1(model, tokenizer, retention),
+        "retention_f1": sum(f1 for _, f1 in replies) / max(len(replies), 1),
+        # What forgetting looks like: each known fact no longer answered exactly right, and its reply.
+        "retention_lost": [
+            {"question": item.question, "answers": list(item.answers), "reply": reply, "f1": round(f1, 3)}
+            for item, (reply, f1) in zip(retention, replies, strict=True)
+            if f1 < 1.0
+        ],
         "nll": heldout_nll(model, tokenizer, wiki),
     }
 
@@ -226,6 +233,7 @@ def run_method(
         "retention_f1_before": before["retention_f1"],
         "retention_f1_after": after["retention_f1"],
         "retention_drop": (before["retention_f1"] - after["retention_f1"]) / max(before["retention_f1"], 1e-9),
+        "retention_lost": after["retention_lost"],
         "nll_before": before["nll"],
         "nll_after": after["nll"],
         "nll_rise": (after["nll"] - before["nll"]) / before["nll"],
