@@ -130,11 +130,13 @@ def rank_slots(
     generator: torch.Generator | None = None,
     written: torch.Tensor | None = None,
     written_factor: float = 1.0,
+    excluded: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-t of the slots a batch read, by TF-IDF, TF alone, or at random (the ablations).
 
     ``written`` (bool, one per slot) marks slots earlier updates wrote; their scores are
     multiplied by ``written_factor`` (0: never chosen again; 1: the paper's ranking).
+    ``excluded`` (bool, one per slot) marks slots never chosen, whatever their score.
     """
     read = counts > 0
     if ranking == "tfidf":
@@ -150,6 +152,8 @@ def rank_slots(
     scores = torch.where(read, scores, torch.zeros_like(scores))
     if written is not None:
         scores = torch.where(written.to(scores.device), scores * written_factor, scores)
+    if excluded is not None:
+        scores = torch.where(excluded.to(scores.device), torch.zeros_like(scores), scores)
     chosen = top_slots(scores, t)
     return chosen, scores[chosen]
 
@@ -163,22 +167,22 @@ def select_slots(
     generator: torch.Generator | None = None,
     written: dict[int, torch.Tensor] | None = None,
     written_factor: float = 1.0,
+    spare_template_reads: bool = False,
 ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """Memory layer -> (slots, scores) chosen for one batch; reads count at content tokens only.
 
-    ``written``: per layer, the slots earlier updates wrote (see ``rank_slots``)."""
+    ``written``: per layer, the slots earlier updates wrote (see ``rank_slots``).
+    ``spare_template_reads``: never choose a slot that a chat-template token of the batch reads.
+    Those tokens read much the same slots in every conversation; above all the one after
+    "assistant" where every answer starts: a row written there changes the start of every answer."""
     n_slots = model.memory_config.n_slots
     written = written or {}
-    return {
-        layer: rank_slots(
-            access_counts(slots, n_slots, batch.content_mask),
-            t,
-            ranking,
-            stats,
-            layer,
-            generator,
-            written.get(layer),
-            written_factor,
+    template = batch.attention_mask.bool() & ~batch.content_mask
+    ranked = {}
+    for layer, slots in model.memory_accesses(batch.input_ids, batch.attention_mask).items():
+        excluded = access_counts(slots, n_slots, template) > 0 if spare_template_reads else None
+        counts = access_counts(slots, n_slots, batch.content_mask)
+        ranked[layer] = rank_slots(
+            counts, t, ranking, stats, layer, generator, written.get(layer), written_factor, excluded
         )
-        for layer, slots in model.memory_accesses(batch.input_ids, batch.attention_mask).items()
-    }
+    return ranked

@@ -156,12 +156,14 @@ def test_each_method_learns_a_fact_from_the_batch_its_spec_describes(tokenizer):
     assert questions_asked == {"smf": FACT_QUESTIONS, "smf_ten_questions": 10}
 
 
-def test_a_spec_passes_its_optimizer_to_the_sparse_learner(tiny_checkpoint):
+def test_a_spec_passes_its_optimizer_and_template_sparing_to_the_sparse_learner(tiny_checkpoint):
     from sparse_memory.prepare import load_memory_model
     from sparse_memory.slots import BackgroundStats
 
     model, _ = load_memory_model(tiny_checkpoint, "cpu")
     stats = BackgroundStats.load(tiny_checkpoint)
-    (default, adamw) = method_specs(["smf", "smf_adamw"])
+    (default, adamw, spare_template) = method_specs(["smf", "smf_adamw", "smf_spare_template"])
     assert default.learner(model, stats, 2).config.optimizer == "sgd"
     assert adamw.learner(model, stats, 2).config.optimizer == "adamw"
+    assert not default.learner(model, stats, 2).config.spare_template_reads
+    assert spare_template.learner(model, stats, 2).config.spare_template_reads

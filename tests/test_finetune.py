@@ -94,7 +94,7 @@ def test_a_batch_whose_slots_are_all_written_is_refused_with_what_to_do(memory_m
     learner = SparseMemoryFinetuner(memory_model, stats, SparseConfig(t=10_000, lr=50.0, max_steps=1))
     learner.learn(batch)  # takes every slot the batch reads
     before = memory_model.memory_layers()[1].values.clone()
-    with pytest.raises(ValueError, match="roll one of them back, or raise written_factor"):
+    with pytest.raises(ValueError, match="roll an update back, raise written_factor above 0"):
         learner.learn(batch)
     assert torch.equal(memory_model.memory_layers()[1].values, before)  # nothing half-applied
 

@@ -62,3 +62,23 @@ def test_background_stats_count_batches_not_reads_and_ignore_padding(tiny_llama,
 def _ids_mask(tokenizer, text):
     batch = encode(tokenizer, [text])
     return batch.input_ids, batch.attention_mask
+
+
+def test_no_slot_a_chat_template_token_reads_is_chosen(tiny_llama, tiny_memory, tokenizer):
+    from sparse_memory.data.augment import fact_items
+    from sparse_memory.data.facts import make_facts
+    from sparse_memory.slots import select_slots
+
+    model = retrofit(tiny_llama, tiny_memory)
+    batch = encode(tokenizer, fact_items(make_facts(1, seed=0)[0]))
+    template = batch.attention_mask.bool() & ~batch.content_mask
+    assert template.any() and batch.content_mask.any()
+    reads = model.memory_accesses(batch.input_ids, batch.attention_mask)[1]
+    template_slots = set(reads[template].flatten().tolist())
+
+    spared, _ = select_slots(model, batch, t=64, ranking="tf", spare_template_reads=True)[1]
+    unspared, _ = select_slots(model, batch, t=64, ranking="tf")[1]
+    assert spared.numel() > 0
+    assert not template_slots & set(spared.tolist())
+    # Content tokens read some of the same slots: the paper's ranking would have written them.
+    assert template_slots & set(unspared.tolist())

@@ -49,6 +49,7 @@ class MethodSpec:
     answers: AnswerForms = "sentence"  # how each training question is answered (fact_items)
     questions: int = FACT_QUESTIONS  # training questions per fact (fact_items)
     optimizer: str = SparseConfig.optimizer  # smf's: sgd | adamw
+    spare_template_reads: bool = SparseConfig.spare_template_reads  # smf's (select_slots)
 
     def batch(self, tokenizer, fact: Fact) -> EncodedBatch:
         """The training batch this method learns ``fact`` from."""
@@ -66,6 +67,7 @@ class MethodSpec:
             written_factor=self.written_factor,
             reserve=self.reserve,
             optimizer=self.optimizer,
+            spare_template_reads=self.spare_template_reads,
         )
 
 
@@ -96,6 +98,8 @@ DEFAULT_METHODS = {
     # SGD in 30 steps (batch loss 2.12 at lr 0.1 and 3.35 at 0.03, SGD 1.72): its step is the same
     # size for every row, where SGD's is largest on the rows the fact reads most.
     "smf_adamw": MethodSpec("smf_adamw", "smf", lr=0.1, optimizer="adamw"),
+    # No slot a chat-template token of the fact's batch reads is written (SparseConfig.spare_template_reads).
+    "smf_spare_template": MethodSpec("smf_spare_template", "smf", lr=DEFAULT_LR["smf"], spare_template_reads=True),
     # Both changes that learned more in screening (soft sparing then kept less at 100 facts: README).
     "smf_soft_spare_ten_questions": MethodSpec(
         "smf_soft_spare_ten_questions", "smf", lr=DEFAULT_LR["smf"], written_factor=0.3, questions=10
@@ -244,6 +248,7 @@ def run_method(
         "written_factor": spec.written_factor if spec.kind == "smf" else None,
         "reserve": spec.reserve if spec.kind == "smf" else None,
         "optimizer": spec.optimizer if spec.kind == "smf" else "adamw",
+        "spare_template_reads": spec.spare_template_reads if spec.kind == "smf" else None,
         "answers": spec.answers,
         "questions": spec.questions,
         "learned_f1_own": sum(progress["own_f1"]) / len(progress["own_f1"]),
@@ -307,6 +312,8 @@ def bench_forgetting(
             variant += f"_q{spec.questions}"
         if spec.kind == "smf" and spec.optimizer != "sgd":
             variant += f"_o{spec.optimizer}"
+        if spec.kind == "smf" and spec.spare_template_reads:
+            variant += "_st"
         path = runs_dir / f"{spec.name}_lr{spec.lr:g}{variant}_facts{n_facts}_steps{max_steps}.json"
         if path.is_file():
             runs[spec.name] = json.loads(path.read_text())
