@@ -101,6 +101,32 @@ def test_measure_lists_each_known_fact_no_longer_answered_right_with_its_reply(t
     ]
 
 
+def test_answer_start_exposure_counts_the_questions_whose_answer_start_reads_a_written_row(tiny_checkpoint):
+    import torch
+
+    from sparse_memory.data.real_facts import QAItem
+    from sparse_memory.prepare import load_memory_model
+    from sparse_memory.text import encode
+
+    model, tokenizer = load_memory_model(tiny_checkpoint, "cpu")
+    questions = ["What is the capital of France?", "Which chemical element has the symbol Au in the table?"]
+    items = [QAItem(question, ("x",), "countryinfo", "") for question in questions]
+    (layer,) = model.memory_layers()
+    n_slots = model.memory_config.n_slots
+
+    def answer_start_reads(question):  # asked alone: no padding, the answer starts after the last token
+        batch = encode(tokenizer, [[{"role": "user", "content": question}]], add_generation_prompt=True)
+        return set(model.memory_accesses(batch.input_ids, batch.attention_mask)[layer][0, -1].tolist())
+
+    first, second = (answer_start_reads(q) for q in questions)
+    written = torch.zeros(n_slots, dtype=torch.bool)
+    assert forgetting.answer_start_exposure(model, tokenizer, items, {layer: written}) == 0.0
+    written[sorted(first - second)] = True  # asked together, the shorter question is padded
+    assert forgetting.answer_start_exposure(model, tokenizer, items, {layer: written}) == 0.5
+    written[sorted(second)] = True
+    assert forgetting.answer_start_exposure(model, tokenizer, items, {layer: written}) == 1.0
+
+
 def test_baselines_are_compared_at_the_measured_learning_rate_closest_to_smf_in_learning(tmp_path):
     runs_dir = tmp_path / "forgetting_runs"
     runs_dir.mkdir()

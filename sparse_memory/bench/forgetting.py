@@ -151,6 +151,28 @@ def retention_set(model, tokenizer, directory: Path, size: int) -> list[QAItem]:
     return items[::stride][:size]
 
 
+@torch.no_grad()
+def answer_start_exposure(model, tokenizer, items: list[QAItem], written: dict[int, torch.Tensor]) -> float:
+    """Share of ``items``' questions, asked in the chat format, whose answer-start token (the
+    last one of the prompt, after the template's assistant header) reads a slot in ``written``
+    (per memory layer, bool per slot). Every answer's first token is predicted there, so a row
+    read there changes how the answer begins."""
+    if not items:
+        return 0.0
+    device = next(model.parameters()).device
+    exposed = 0
+    for start in range(0, len(items), 16):
+        conversations = [[{"role": "user", "content": item.question}] for item in items[start : start + 16]]
+        batch = encode(tokenizer, conversations, add_generation_prompt=True).to(device)
+        last = batch.attention_mask.sum(1) - 1  # right-padded: each row's last real token
+        hit = torch.zeros(len(conversations), dtype=torch.bool, device=device)
+        for layer, reads in model.memory_accesses(batch.input_ids, batch.attention_mask).items():
+            at_start = reads[torch.arange(len(conversations), device=device), last]
+            hit |= written[layer].to(device)[at_start].any(dim=-1)
+        exposed += int(hit.sum())
+    return exposed / len(items)
+
+
 def measure(model, tokenizer, facts, retention: list[QAItem], wiki: list[str]) -> dict:
     learned = learned_scores(model, tokenizer, facts)
     replies = retention_replies(model, tokenizer, retention)
@@ -229,6 +251,7 @@ def run_method(
             last_save = time.monotonic()
     losses, seconds = progress["losses"], progress["seconds"]
     after = measure(learner.model, tokenizer, facts, retention, wiki)
+    exposure = answer_start_exposure(learner.model, tokenizer, retention, learner.changed) if spec.kind == "smf" else None
     return {
         "learned_f1": after["learned_f1"],
         "learned_em": after["learned_em"],
@@ -238,6 +261,8 @@ def run_method(
         "retention_f1_after": after["retention_f1"],
         "retention_drop": (before["retention_f1"] - after["retention_f1"]) / max(before["retention_f1"], 1e-9),
         "retention_lost": after["retention_lost"],
+        # smf: the share of the retention questions whose answer-start token reads a row it wrote.
+        "retention_answer_start_exposed": exposure,
         "nll_before": before["nll"],
         "nll_after": after["nll"],
         "nll_rise": (after["nll"] - before["nll"]) / before["nll"],
