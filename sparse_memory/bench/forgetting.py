@@ -251,7 +251,9 @@ def run_method(
             last_save = time.monotonic()
     losses, seconds = progress["losses"], progress["seconds"]
     after = measure(learner.model, tokenizer, facts, retention, wiki)
-    exposure = answer_start_exposure(learner.model, tokenizer, retention, learner.changed) if spec.kind == "smf" else None
+    exposure = None
+    if spec.kind == "smf":
+        exposure = answer_start_exposure(learner.model, tokenizer, retention, learner.changed)
     return {
         "learned_f1": after["learned_f1"],
         "learned_em": after["learned_em"],
