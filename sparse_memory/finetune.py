@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from sparse_memory.anchors import AnchorIndex, anchor_windows
 from sparse_memory.slots import BackgroundStats, Ranking, select_slots
 from sparse_memory.text import EncodedBatch
 
@@ -132,11 +133,22 @@ class SparseConfig:
     # answer starts, after 8 facts on the ungated memory. Off: on 100 facts (bench forgetting's
     # smf_spare_template, README) it learned 0.755 against 0.741 and forgot the same 11.7%.
     spare_template_reads: bool = False
+    # Background windows that read the chosen slots, kept as they were (sparse_memory.anchors):
+    # each step's loss gains anchor_weight x the KL divergence of their next-token predictions
+    # from those before the update. 0: none (the paper's method; needs an AnchorIndex otherwise).
+    anchor_windows: int = 0
+    anchor_width: int = 32  # tokens per window
+    anchor_weight: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.reserve < 1:
             raise ValueError(f"reserve must be at least 1 (1 reserves only the written slots), got {self.reserve}")
+        if self.anchor_windows < 0 or self.anchor_width < 1 or self.anchor_weight < 0:
+            raise ValueError(
+                "anchor_windows must be >= 0, anchor_width >= 1 and anchor_weight >= 0, got "
+                f"{self.anchor_windows}, {self.anchor_width}, {self.anchor_weight}"
+            )
 
 
 class SparseMemoryFinetuner:
@@ -154,10 +166,14 @@ class SparseMemoryFinetuner:
         stats: BackgroundStats,
         config: SparseConfig | None = None,
         written: dict[int, torch.Tensor] | None = None,
+        anchors: AnchorIndex | None = None,
     ):
         self.model = model
         self.stats = stats
         self.config = config or SparseConfig()
+        if self.config.anchor_windows and anchors is None:
+            raise ValueError("anchor_windows > 0 needs an AnchorIndex (sparse_memory.anchors); pass anchors=")
+        self.anchors = anchors
         self.generator = torch.Generator().manual_seed(self.config.seed)
         n_slots = model.memory_config.n_slots
         written = written or {}
@@ -204,11 +220,17 @@ class SparseMemoryFinetuner:
                 f"by earlier updates{also}; roll an update back, raise written_factor above 0, or use a larger memory"
             )
         old_rows = {layer: memories[layer].values.detach()[slots].clone() for layer, (slots, _) in chosen.items()}
+        anchors = None
+        if cfg.anchor_windows:
+            slots_of = {layer: slots for layer, (slots, _) in chosen.items()}
+            anchors = anchor_windows(self.model, self.anchors, slots_of, cfg.anchor_windows, cfg.anchor_width)
         rows = {layer: memories[layer].set_trainable_rows(slots) for layer, (slots, _) in chosen.items()}
         leaves = list(rows.values())
         optimizer = torch.optim.AdamW(leaves, lr=cfg.lr, weight_decay=0.0) if cfg.optimizer == "adamw" else None
 
         def step(loss: torch.Tensor) -> None:
+            if anchors is not None:
+                loss = loss + cfg.anchor_weight * anchors.divergence(self.model)
             # Gradients for the t trainable rows only: no weight gradient anywhere else, and
             # nothing below the memory layer requires one, so backward stops there.
             grads = torch.autograd.grad(loss, leaves)
@@ -402,9 +424,11 @@ def make_learner(
     reserve: int = SparseConfig.reserve,
     optimizer: Literal["sgd", "adamw"] = SparseConfig.optimizer,
     spare_template_reads: bool = SparseConfig.spare_template_reads,
+    anchor_windows: int = SparseConfig.anchor_windows,
+    anchors: AnchorIndex | None = None,
 ):
-    """A learner of any method behind the same ``learn(batch)`` interface (``optimizer`` is
-    sparse memory finetuning's; the baselines always use AdamW)."""
+    """A learner of any method behind the same ``learn(batch)`` interface (``optimizer``,
+    ``anchor_windows`` and ``anchors`` are sparse memory finetuning's; the baselines always use AdamW)."""
     if kind not in METHOD_KINDS:
         raise ValueError(f"unknown method {kind!r}; choose from {METHOD_KINDS}")
     lr = DEFAULT_LR[kind] if lr is None else lr
@@ -421,7 +445,8 @@ def make_learner(
             reserve=reserve,
             optimizer=optimizer,
             spare_template_reads=spare_template_reads,
+            anchor_windows=anchor_windows,
         )
-        return SparseMemoryFinetuner(model, stats, config)
+        return SparseMemoryFinetuner(model, stats, config, anchors=anchors)
     dense = DenseConfig(lr=lr, max_steps=max_steps, target_loss=target_loss)
     return FullFinetuner(model, dense) if kind == "full" else LoraFinetuner(model, dense)

@@ -193,3 +193,25 @@ def test_a_spec_passes_its_optimizer_and_template_sparing_to_the_sparse_learner(
     assert adamw.learner(model, stats, 2).config.optimizer == "adamw"
     assert not default.learner(model, stats, 2).config.spare_template_reads
     assert spare_template.learner(model, stats, 2).config.spare_template_reads
+
+
+def test_an_anchored_run_builds_the_anchor_index_beside_the_model_once(tiny_checkpoint, tmp_path):
+    import shutil
+
+    from sparse_memory.anchors import ANCHOR_FILE
+
+    directory = tmp_path / "model"
+    shutil.copytree(tiny_checkpoint, directory)
+    spec = MethodSpec("smf_anchor", "smf", lr=50.0, t=16, anchor_windows=2)
+    assert method_specs(["smf_anchor"])[0].anchor_windows > 0
+    before = {"learned_f1": 0.0, "retention_f1": 1.0, "nll": 5.0}
+    wiki = ["The quick brown fox jumps over the lazy dog."]
+    for run in ("first", "second"):
+        progress = tmp_path / f"{run}.progress.pt"
+        result = run_method(
+            spec, directory, "cpu", make_facts(1, seed=0), [], wiki, 2, before, progress, progress.with_suffix(".jsonl")
+        )
+        assert result["anchor_windows"] == 2 and result["steps"] == 2
+        if run == "first":
+            built = (directory / ANCHOR_FILE).stat().st_mtime_ns
+    assert (directory / ANCHOR_FILE).stat().st_mtime_ns == built  # stored, not built again

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from sparse_memory.anchors import AnchorIndex, anchor_index
 from sparse_memory.bench import PROGRESS_EVERY_S
 from sparse_memory.bench.plots import plot_learned_vs_retention, plot_learning_along_the_stream, plot_pareto
 from sparse_memory.data.augment import AnswerForms, fact_items
@@ -25,7 +26,7 @@ from sparse_memory.data.real_facts import QAItem, all_real_facts
 from sparse_memory.data.wikipedia import articles
 from sparse_memory.evaluation import ask, heldout_nll, mean_scores, retention_replies, sort_known
 from sparse_memory.finetune import DEFAULT_LR, SparseConfig, make_learner
-from sparse_memory.prepare import load_memory_model, prepare
+from sparse_memory.prepare import BACKGROUND_SEED, load_memory_model, prepare
 from sparse_memory.scoring import SHORT_ANSWER_VERSION
 from sparse_memory.settings import CoreSettings
 from sparse_memory.slots import BackgroundStats
@@ -50,12 +51,13 @@ class MethodSpec:
     questions: int = FACT_QUESTIONS  # training questions per fact (fact_items)
     optimizer: str = SparseConfig.optimizer  # smf's: sgd | adamw
     spare_template_reads: bool = SparseConfig.spare_template_reads  # smf's (select_slots)
+    anchor_windows: int = SparseConfig.anchor_windows  # smf's (sparse_memory.anchors)
 
     def batch(self, tokenizer, fact: Fact) -> EncodedBatch:
         """The training batch this method learns ``fact`` from."""
         return encode(tokenizer, fact_items(fact, self.answers, self.questions))
 
-    def learner(self, model, stats: BackgroundStats, max_steps: int):
+    def learner(self, model, stats: BackgroundStats, max_steps: int, anchors: AnchorIndex | None = None):
         return make_learner(
             self.kind,
             model,
@@ -68,6 +70,8 @@ class MethodSpec:
             reserve=self.reserve,
             optimizer=self.optimizer,
             spare_template_reads=self.spare_template_reads,
+            anchor_windows=self.anchor_windows,
+            anchors=anchors,
         )
 
 
@@ -100,6 +104,8 @@ DEFAULT_METHODS = {
     "smf_adamw": MethodSpec("smf_adamw", "smf", lr=0.1, optimizer="adamw"),
     # No slot a chat-template token of the fact's batch reads is written (SparseConfig.spare_template_reads).
     "smf_spare_template": MethodSpec("smf_spare_template", "smf", lr=DEFAULT_LR["smf"], spare_template_reads=True),
+    # Each update keeps 8 background windows that read its slots as they were (SparseConfig.anchor_windows).
+    "smf_anchor": MethodSpec("smf_anchor", "smf", lr=DEFAULT_LR["smf"], anchor_windows=8),
     # Both changes that learned more in screening (soft sparing then kept less at 100 facts: README).
     "smf_soft_spare_ten_questions": MethodSpec(
         "smf_soft_spare_ten_questions", "smf", lr=DEFAULT_LR["smf"], written_factor=0.3, questions=10
@@ -211,7 +217,11 @@ def run_method(
     soon as measured, so a run can be followed while it goes, and a stopped one still shows how
     far it got."""
     model, tokenizer = load_memory_model(directory, device)
-    learner = spec.learner(model, BackgroundStats.load(directory), max_steps)
+    stats = BackgroundStats.load(directory)
+    anchors = None
+    if spec.anchor_windows:  # the background statistics' own text, read position by position
+        anchors = anchor_index(model, tokenizer, directory, stats.n_batches, BACKGROUND_SEED)
+    learner = spec.learner(model, stats, max_steps, anchors)
     progress = {"done": 0, "losses": [], "steps": 0, "rows": 0, "seconds": 0.0, "own_f1": []}
     if progress_path.is_file():
         progress = torch.load(progress_path, weights_only=False)
@@ -276,6 +286,7 @@ def run_method(
         "reserve": spec.reserve if spec.kind == "smf" else None,
         "optimizer": spec.optimizer if spec.kind == "smf" else "adamw",
         "spare_template_reads": spec.spare_template_reads if spec.kind == "smf" else None,
+        "anchor_windows": spec.anchor_windows if spec.kind == "smf" else None,
         "answers": spec.answers,
         "questions": spec.questions,
         "learned_f1_own": sum(progress["own_f1"]) / len(progress["own_f1"]),
@@ -341,6 +352,8 @@ def bench_forgetting(
             variant += f"_o{spec.optimizer}"
         if spec.kind == "smf" and spec.spare_template_reads:
             variant += "_st"
+        if spec.kind == "smf" and spec.anchor_windows:
+            variant += f"_kl{spec.anchor_windows}"
         path = runs_dir / f"{spec.name}_lr{spec.lr:g}{variant}_facts{n_facts}_steps{max_steps}.json"
         if path.is_file():
             runs[spec.name] = json.loads(path.read_text())
