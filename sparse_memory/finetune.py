@@ -220,17 +220,17 @@ class SparseMemoryFinetuner:
                 f"by earlier updates{also}; roll an update back, raise written_factor above 0, or use a larger memory"
             )
         old_rows = {layer: memories[layer].values.detach()[slots].clone() for layer, (slots, _) in chosen.items()}
-        anchors = None
+        windows = None  # background windows to keep as they were, chosen before any row moves
         if cfg.anchor_windows:
             slots_of = {layer: slots for layer, (slots, _) in chosen.items()}
-            anchors = anchor_windows(self.model, self.anchors, slots_of, cfg.anchor_windows, cfg.anchor_width)
+            windows = anchor_windows(self.model, self.anchors, slots_of, cfg.anchor_windows, cfg.anchor_width)
         rows = {layer: memories[layer].set_trainable_rows(slots) for layer, (slots, _) in chosen.items()}
         leaves = list(rows.values())
         optimizer = torch.optim.AdamW(leaves, lr=cfg.lr, weight_decay=0.0) if cfg.optimizer == "adamw" else None
 
         def step(loss: torch.Tensor) -> None:
-            if anchors is not None:
-                loss = loss + cfg.anchor_weight * anchors.divergence(self.model)
+            if windows is not None:
+                loss = loss + cfg.anchor_weight * windows.divergence(self.model)
             # Gradients for the t trainable rows only: no weight gradient anywhere else, and
             # nothing below the memory layer requires one, so backward stops there.
             grads = torch.autograd.grad(loss, leaves)
