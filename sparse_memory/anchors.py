@@ -21,10 +21,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from sparse_memory.data.corpus import general_batches
+from sparse_memory.slots import layer_of
 
 ANCHOR_FILE = "anchor_index.safetensors"
 
@@ -38,6 +40,8 @@ class AnchorIndex:
     lengths: torch.Tensor  # (n_sequences,) long
     offsets: dict[int, torch.Tensor]  # layer -> (n_slots + 1,) long
     sequences: dict[int, torch.Tensor]  # layer -> (entries,) int32
+    n_batches: int  # the general-text batches read, and their seed: an index built from other
+    seed: int  # batches than the background statistics' would anchor on text they never counted
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / ANCHOR_FILE
@@ -45,18 +49,23 @@ class AnchorIndex:
         for layer in self.offsets:
             tensors[f"layer_{layer}.offsets"] = self.offsets[layer].contiguous()
             tensors[f"layer_{layer}.sequences"] = self.sequences[layer].contiguous()
-        save_file(tensors, str(path))
+        save_file(tensors, str(path), metadata={"n_batches": str(self.n_batches), "seed": str(self.seed)})
         return path
 
     @classmethod
     def load(cls, directory: str | Path) -> AnchorIndex:
-        tensors = load_file(str(Path(directory) / ANCHOR_FILE))
-        layers = sorted({int(key.split(".")[0].removeprefix("layer_")) for key in tensors if key.startswith("layer_")})
+        path = Path(directory) / ANCHOR_FILE
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        layers = sorted({layer_of(key) for key in tensors if key.startswith("layer_")})
         return cls(
             input_ids=tensors["input_ids"],
             lengths=tensors["lengths"],
             offsets={layer: tensors[f"layer_{layer}.offsets"] for layer in layers},
             sequences={layer: tensors[f"layer_{layer}.sequences"] for layer in layers},
+            n_batches=int(metadata.get("n_batches", -1)),
+            seed=int(metadata.get("seed", -1)),
         )
 
     def readers(self, layer: int, slots: torch.Tensor) -> torch.Tensor:
@@ -105,13 +114,16 @@ def build_anchor_index(model, tokenizer, n_batches: int, seed: int) -> AnchorInd
         counts = torch.bincount(slot, minlength=n_slots)
         offsets[layer] = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
         sequences[layer] = sequence[order].int()
-    return AnchorIndex(input_ids, torch.tensor(lengths), offsets, sequences)
+    return AnchorIndex(input_ids, torch.tensor(lengths), offsets, sequences, n_batches, seed)
 
 
 def anchor_index(model, tokenizer, directory: str | Path, n_batches: int, seed: int) -> AnchorIndex:
-    """The index stored beside the model, built and stored on first use (minutes on a CPU)."""
+    """The index stored beside the model, built and stored on first use (minutes on a CPU), and
+    built again when the stored one read other batches than asked for."""
     if (Path(directory) / ANCHOR_FILE).is_file():
-        return AnchorIndex.load(directory)
+        stored = AnchorIndex.load(directory)
+        if (stored.n_batches, stored.seed) == (n_batches, seed):
+            return stored
     index = build_anchor_index(model, tokenizer, n_batches, seed)
     index.save(directory)
     return index

@@ -23,6 +23,11 @@ BACKGROUND_FILE = "background_stats.safetensors"
 Ranking = Literal["tfidf", "tf", "random"]  # TF-only and random are the paper's ablations
 
 
+def layer_of(tensor_name: str) -> int:
+    """The memory layer a stored tensor belongs to: "layer_3.doc_freq" -> 3."""
+    return int(tensor_name.split(".")[0].removeprefix("layer_"))
+
+
 def access_counts(accesses: torch.Tensor, n_slots: int, position_mask: torch.Tensor | None = None) -> torch.Tensor:
     """How often each slot was read: (batch, seq, reads) indices, -1 at padding -> (n_slots,) long.
 
@@ -55,7 +60,7 @@ class BackgroundStats:
         with safe_open(str(path), framework="pt") as handle:
             n_batches = int(handle.metadata()["n_batches"])
         tensors = load_file(str(path))
-        doc_freq = {int(key.split(".")[0].removeprefix("layer_")): value for key, value in tensors.items()}
+        doc_freq = {layer_of(key): value for key, value in tensors.items()}
         return cls(doc_freq=doc_freq, n_batches=n_batches)
 
     def usage(self, layer: int) -> float:

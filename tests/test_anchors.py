@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sparse_memory.anchors import AnchorIndex, anchor_windows, build_anchor_index
+from sparse_memory.anchors import AnchorIndex, anchor_index, anchor_windows, build_anchor_index
 from sparse_memory.finetune import SparseConfig, SparseMemoryFinetuner
 from sparse_memory.modeling import retrofit
 from sparse_memory.slots import compute_background_stats
@@ -36,6 +36,16 @@ def test_the_index_lists_exactly_the_sequences_that_read_each_slot(anchored, tmp
     index.save(tmp_path)
     again = AnchorIndex.load(tmp_path)
     assert torch.equal(again.readers(1, torch.tensor([37, 200])), index.readers(1, torch.tensor([37, 200])))
+    assert (again.n_batches, again.seed) == (3, 5)
+
+
+def test_a_stored_index_of_other_background_batches_is_built_again(anchored, tokenizer, tmp_path):
+    model, _, index = anchored
+    index.save(tmp_path)
+    assert torch.equal(anchor_index(model, tokenizer, tmp_path, 3, seed=5).input_ids, index.input_ids)
+    other = anchor_index(model, tokenizer, tmp_path, 4, seed=5)
+    assert other.n_batches == 4 and other.input_ids.shape[0] > index.input_ids.shape[0]
+    assert AnchorIndex.load(tmp_path).n_batches == 4  # the rebuilt index replaced the stale one
 
 
 def test_windows_keep_positions_that_read_the_chosen_slots_and_measure_their_change(anchored):
