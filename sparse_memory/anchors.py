@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from sparse_memory.data.corpus import general_batches
+from sparse_memory.modeling import next_token_logits
 from sparse_memory.slots import layer_of
 
 ANCHOR_FILE = "anchor_index.safetensors"
@@ -140,14 +141,8 @@ class AnchorWindows:
 
     def divergence(self, model) -> torch.Tensor:
         """Mean KL(before || now) of the next-token distributions at the kept positions."""
-        now = F.log_softmax(predictions(model, self.input_ids, self.attention_mask, self.keep), dim=-1)
+        now = F.log_softmax(next_token_logits(model, self.input_ids, self.attention_mask, self.keep), dim=-1)
         return F.kl_div(now, self.reference, log_target=True, reduction="batchmean")
-
-
-def predictions(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
-    """Next-token logits (fp32) at the positions ``at`` only: the vocabulary projection is the costly part."""
-    hidden = model.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
-    return model.lm_head(hidden[at]).float()
 
 
 @torch.no_grad()
@@ -179,7 +174,7 @@ def anchor_windows(
     keep = (_reads_of(model, input_ids, attention_mask, chosen) > 0) & attention_mask.bool()
     if not keep.any():
         return None
-    reference = F.log_softmax(predictions(model, input_ids, attention_mask, keep), dim=-1)
+    reference = F.log_softmax(next_token_logits(model, input_ids, attention_mask, keep), dim=-1)
     return AnchorWindows(input_ids, attention_mask, keep, reference)
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 from sparse_memory.anchors import AnchorIndex, anchor_windows
+from sparse_memory.modeling import next_token_logits
 from sparse_memory.slots import BackgroundStats, Ranking, select_slots
 from sparse_memory.text import EncodedBatch
 
@@ -27,19 +28,18 @@ def batch_loss_and_answers(model, batch: EncodedBatch) -> tuple[torch.Tensor, bo
     whether every answer token of the batch's chat QA forms is already the model's top choice.
 
     The batch runs as sub-batches of similar lengths (``EncodedBatch.length_groups``): the loss
-    is the same, with far fewer padded positions computed. The vocabulary projection runs only at
-    content positions: with a 49k-token vocabulary it would otherwise cost more than the decoder
-    itself on short training sequences.
+    is the same, with far fewer padded positions computed; the vocabulary projection runs only where
+    a content token is predicted (``next_token_logits``).
     """
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT-wrapped or not
     total, count, answered = 0.0, 0, True
     has_answers = batch.answer_mask is not None and bool(batch.answer_mask.any())
     for group in batch.length_groups():
-        hidden = causal_lm.model(input_ids=group.input_ids, attention_mask=group.attention_mask, use_cache=False)
-        targets = group.content_mask[:, 1:]
-        logits = causal_lm.lm_head(hidden.last_hidden_state[:, :-1][targets])
+        targets = group.content_mask[:, 1:]  # each position predicts the next token: content ones count
+        predicting = torch.cat([targets, torch.zeros_like(targets[:, :1])], dim=1)
+        logits = next_token_logits(causal_lm, group.input_ids, group.attention_mask, predicting)
         labels = group.input_ids[:, 1:][targets]
-        total = total + F.cross_entropy(logits.float(), labels, reduction="sum")
+        total = total + F.cross_entropy(logits, labels, reduction="sum")
         count += labels.numel()
         if has_answers:  # every group carries its rows of the answer mask
             at_answers = group.answer_mask[:, 1:][targets]
@@ -418,35 +418,27 @@ def make_learner(
     lr: float | None = None,
     max_steps: int = 30,
     target_loss: float | None = 0.3,
-    t: int = SparseConfig.t,
-    ranking: Ranking = "tfidf",
-    written_factor: float = SparseConfig.written_factor,
-    reserve: int = SparseConfig.reserve,
-    optimizer: Literal["sgd", "adamw"] = SparseConfig.optimizer,
-    spare_template_reads: bool = SparseConfig.spare_template_reads,
-    anchor_windows: int = SparseConfig.anchor_windows,
     anchors: AnchorIndex | None = None,
+    **sparse_settings,
 ):
-    """A learner of any method behind the same ``learn(batch)`` interface (``optimizer``,
-    ``anchor_windows`` and ``anchors`` are sparse memory finetuning's; the baselines always use AdamW)."""
+    """A learner of any method behind the same ``learn(batch)`` interface. ``sparse_settings``
+    are ``SparseConfig`` fields (t, ranking, reserve, anchor_windows, ...) and ``anchors`` its
+    index: sparse memory finetuning's own; the baselines take neither (they always use AdamW)."""
     if kind not in METHOD_KINDS:
         raise ValueError(f"unknown method {kind!r}; choose from {METHOD_KINDS}")
     lr = DEFAULT_LR[kind] if lr is None else lr
     if kind == "smf":
         if stats is None:
             raise ValueError("sparse memory finetuning needs the background statistics")
-        config = SparseConfig(
-            t=t,
-            ranking=ranking,
-            lr=lr,
-            max_steps=max_steps,
-            target_loss=target_loss,
-            written_factor=written_factor,
-            reserve=reserve,
-            optimizer=optimizer,
-            spare_template_reads=spare_template_reads,
-            anchor_windows=anchor_windows,
-        )
+        unknown = sorted(set(sparse_settings) - {f.name for f in fields(SparseConfig)})
+        if unknown:
+            raise ValueError(f"unknown sparse memory finetuning settings {unknown}: choose from SparseConfig's fields")
+        config = SparseConfig(lr=lr, max_steps=max_steps, target_loss=target_loss, **sparse_settings)
         return SparseMemoryFinetuner(model, stats, config, anchors=anchors)
+    if sparse_settings or anchors is not None:
+        raise ValueError(
+            f"{sorted(sparse_settings) or ['anchors']} are settings of sparse memory finetuning; "
+            f"the {kind} baseline takes lr, max_steps and target_loss"
+        )
     dense = DenseConfig(lr=lr, max_steps=max_steps, target_loss=target_loss)
     return FullFinetuner(model, dense) if kind == "full" else LoraFinetuner(model, dense)

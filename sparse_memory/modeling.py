@@ -126,6 +126,14 @@ class MemoryModelMixin:
         return super().from_pretrained(path, *args, **kwargs)
 
 
+def next_token_logits(causal_lm, input_ids: torch.Tensor, attention_mask: torch.Tensor, at: torch.Tensor):
+    """Next-token logits (fp32) at the positions ``at`` (a bool mask like ``input_ids``) only: with a
+    49k-token vocabulary the projection would otherwise cost more than the decoder itself on short
+    sequences."""
+    hidden = causal_lm.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    return causal_lm.lm_head(hidden[at]).float()
+
+
 def _add_beside_memory(mlp, inputs, output):
     """The beside layout: the memory's output joins the MLP's."""
     return output + mlp._beside_memory(inputs[0])

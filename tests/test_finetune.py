@@ -8,6 +8,7 @@ from sparse_memory.finetune import (
     SparseConfig,
     SparseMemoryFinetuner,
     batch_loss,
+    make_learner,
 )
 from sparse_memory.modeling import retrofit
 from sparse_memory.slots import BackgroundStats, access_counts, compute_background_stats, rank_slots
@@ -157,6 +158,16 @@ def test_each_method_reduces_its_batch_loss(method, memory_model, stats, tokeniz
     result = learner.learn(batch)
     assert result.steps == 4
     assert result.loss_after < result.loss_before - 0.05
+
+
+def test_make_learner_passes_sparse_settings_and_refuses_them_for_baselines(memory_model, stats):
+    learner = make_learner("smf", memory_model, stats, lr=5.0, t=40, anchor_weight=0.5, reserve=2)
+    config = learner.config
+    assert (config.t, config.anchor_weight, config.reserve, config.lr) == (40, 0.5, 2, 5.0)
+    with pytest.raises(ValueError, match="unknown sparse memory finetuning settings \\['top_t'\\]"):
+        make_learner("smf", memory_model, stats, top_t=40)
+    with pytest.raises(ValueError, match="\\['t'\\] are settings of sparse memory finetuning; the full baseline"):
+        make_learner("full", memory_model, t=40)
 
 
 def test_batch_loss_equals_the_models_own_loss_on_content_tokens(memory_model, tokenizer):

@@ -52,27 +52,22 @@ class MethodSpec:
     optimizer: str = SparseConfig.optimizer  # smf's: sgd | adamw
     spare_template_reads: bool = SparseConfig.spare_template_reads  # smf's (select_slots)
     anchor_windows: int = SparseConfig.anchor_windows  # smf's (sparse_memory.anchors)
+    anchor_weight: float = SparseConfig.anchor_weight  # smf's
 
     def batch(self, tokenizer, fact: Fact) -> EncodedBatch:
         """The training batch this method learns ``fact`` from."""
         return encode(tokenizer, fact_items(fact, self.answers, self.questions))
 
+    def sparse_settings(self) -> dict:
+        """The ``SparseConfig`` fields this method sets (none for the baselines)."""
+        if self.kind != "smf":
+            return {}
+        names = ("t", "ranking", "written_factor", "reserve", "optimizer", "spare_template_reads")
+        names += ("anchor_windows", "anchor_weight")
+        return {name: getattr(self, name) for name in names}
+
     def learner(self, model, stats: BackgroundStats, max_steps: int, anchors: AnchorIndex | None = None):
-        return make_learner(
-            self.kind,
-            model,
-            stats,
-            self.lr,
-            max_steps,
-            t=self.t,
-            ranking=self.ranking,
-            written_factor=self.written_factor,
-            reserve=self.reserve,
-            optimizer=self.optimizer,
-            spare_template_reads=self.spare_template_reads,
-            anchor_windows=self.anchor_windows,
-            anchors=anchors,
-        )
+        return make_learner(self.kind, model, stats, self.lr, max_steps, anchors=anchors, **self.sparse_settings())
 
 
 # The methods and ablations compared; learning rates from one-step probes on a fact (README).
@@ -354,6 +349,8 @@ def bench_forgetting(
             variant += "_st"
         if spec.kind == "smf" and spec.anchor_windows:
             variant += f"_kl{spec.anchor_windows}"
+            if spec.anchor_weight != 1.0:
+                variant += f"w{spec.anchor_weight:g}"
         path = runs_dir / f"{spec.name}_lr{spec.lr:g}{variant}_facts{n_facts}_steps{max_steps}.json"
         if path.is_file():
             runs[spec.name] = json.loads(path.read_text())
