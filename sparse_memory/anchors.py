@@ -21,13 +21,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from sparse_memory.data.corpus import general_batches
 from sparse_memory.modeling import next_token_logits
-from sparse_memory.slots import layer_of
+from sparse_memory.slots import layer_of, load_tensors_and_metadata
 
 ANCHOR_FILE = "anchor_index.safetensors"
 
@@ -56,9 +55,7 @@ class AnchorIndex:
     @classmethod
     def load(cls, directory: str | Path) -> AnchorIndex:
         path = Path(directory) / ANCHOR_FILE
-        tensors = load_file(str(path))
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
+        tensors, metadata = load_tensors_and_metadata(path)
         layers = sorted({layer_of(key) for key in tensors if key.startswith("layer_")})
         return cls(
             input_ids=tensors["input_ids"],

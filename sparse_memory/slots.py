@@ -14,13 +14,19 @@ from typing import Literal
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from sparse_memory.text import EncodedBatch
 
 BACKGROUND_FILE = "background_stats.safetensors"
 Ranking = Literal["tfidf", "tf", "random"]  # TF-only and random are the paper's ablations
+
+
+def load_tensors_and_metadata(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A safetensors file's tensors and its string metadata (empty when it has none), in one read."""
+    with safe_open(str(path), framework="pt") as handle:
+        return {key: handle.get_tensor(key) for key in handle.keys()}, handle.metadata() or {}
 
 
 def layer_of(tensor_name: str) -> int:
@@ -57,11 +63,9 @@ class BackgroundStats:
         path = Path(directory) / name
         if not path.is_file():
             raise FileNotFoundError(f"no background statistics at {path}; run `sparse-memory prepare`")
-        with safe_open(str(path), framework="pt") as handle:
-            n_batches = int(handle.metadata()["n_batches"])
-        tensors = load_file(str(path))
+        tensors, metadata = load_tensors_and_metadata(path)
         doc_freq = {layer_of(key): value for key, value in tensors.items()}
-        return cls(doc_freq=doc_freq, n_batches=n_batches)
+        return cls(doc_freq=doc_freq, n_batches=int(metadata["n_batches"]))
 
     def usage(self, layer: int) -> float:
         """Fraction of the layer's slots read by at least one background batch."""

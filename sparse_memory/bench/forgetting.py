@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -62,9 +62,8 @@ class MethodSpec:
         """The ``SparseConfig`` fields this method sets (none for the baselines)."""
         if self.kind != "smf":
             return {}
-        names = ("t", "ranking", "written_factor", "reserve", "optimizer", "spare_template_reads")
-        names += ("anchor_windows", "anchor_weight")
-        return {name: getattr(self, name) for name in names}
+        shared = {f.name for f in fields(SparseConfig)} - {"lr"}  # lr is every method's: passed on its own
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in shared}
 
     def learner(self, model, stats: BackgroundStats, max_steps: int, anchors: AnchorIndex | None = None):
         return make_learner(self.kind, model, stats, self.lr, max_steps, anchors=anchors, **self.sparse_settings())
