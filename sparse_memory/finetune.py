@@ -326,6 +326,11 @@ class DenseConfig:
     steps_after_answered: int | None = 5  # the same stopping rule as sparse finetuning
 
 
+# Where torch's fused AdamW runs (elsewhere the baselines use its default implementation).
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
+FUSED_ADAMW_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
 class _DenseFinetuner:
     """Shared loop of the baselines: AdamW over ``self.trainable``, state kept across batches."""
 
@@ -335,7 +340,10 @@ class _DenseFinetuner:
         self.model = model
         self.config = config
         self.trainable = trainable
-        self.optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+        # The fused kernel: one pass over each weight, its gradient and moments. Over the memory's
+        # value table (most of the weights) it took 0.55 s a step here, the default loop 6 s.
+        fused = all(p.device.type in FUSED_ADAMW_DEVICES and p.dtype in FUSED_ADAMW_DTYPES for p in trainable)
+        self.optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
 
     def learn(self, batch: EncodedBatch) -> LearnResult:
         started = time.perf_counter()
@@ -344,6 +352,7 @@ class _DenseFinetuner:
         def step(loss: torch.Tensor) -> None:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            self._densify_grads()
             self.optimizer.step()
 
         config = self.config
@@ -354,6 +363,9 @@ class _DenseFinetuner:
         with torch.no_grad():
             loss_after = float(batch_loss(self.model, batch))
         return LearnResult(self.method, loss_before, loss_after, steps, time.perf_counter() - started)
+
+    def _densify_grads(self) -> None:
+        """Make every gradient dense for AdamW (a hook: only full finetuning has sparse ones)."""
 
     def state(self) -> dict:
         """The trained weights and the optimizer's moments: enough to go on in a fresh model."""
@@ -378,6 +390,23 @@ class FullFinetuner(_DenseFinetuner):
         for parameter in model.parameters():
             parameter.requires_grad_(True)
         super().__init__(model, list(model.parameters()), config or DenseConfig())
+        # A batch reads a few of the memory's N value rows. Their gradient comes sparse and is
+        # written into one dense buffer per table, kept across steps: a fresh N-row gradient each
+        # step made backward 5.5 s instead of 2.7 s here (AdamW itself needs a dense one).
+        self._value_grads = []
+        for memory in model.memory_layers().values():
+            memory.sparse_value_grad = True
+            self._value_grads.append((memory.values, torch.zeros_like(memory.values)))
+
+    @torch.no_grad()
+    def _densify_grads(self) -> None:
+        for values, dense in self._value_grads:
+            if values.grad is None or not values.grad.is_sparse:
+                continue
+            rows = values.grad.coalesce()
+            dense.zero_()
+            dense.index_add_(0, rows.indices()[0], rows.values())
+            values.grad = dense
 
 
 @dataclass

@@ -156,6 +156,9 @@ class ProductKeyMemory(nn.Module):
         # Set by MemoryModelMixin when a caller asks for slot accesses: (batch, seq, heads, k).
         self.capture_accesses = False
         self.last_accesses: torch.Tensor | None = None
+        # Set by full finetuning: the gradient of ``values`` comes as the rows the batch read (a
+        # sparse tensor), not as an N-row dense tensor that is mostly zeros.
+        self.sparse_value_grad = False
         # Set by the sparse finetuner: these slots read from ``trainable_rows`` instead of ``values``.
         self.trainable_slots: torch.Tensor | None = None
         self.trainable_rows: torch.Tensor | None = None
@@ -205,7 +208,9 @@ class ProductKeyMemory(nn.Module):
         flat_slots = found.indices.reshape(tokens, -1)
         flat_weights = weights.reshape(tokens, -1).to(self.values.dtype)
         # embedding_bag sums the heads*k weighted rows per token without an N-sized tensor.
-        read = F.embedding_bag(flat_slots, self.values, per_sample_weights=flat_weights, mode="sum")
+        read = F.embedding_bag(
+            flat_slots, self.values, per_sample_weights=flat_weights, mode="sum", sparse=self.sparse_value_grad
+        )
         if self.trainable_rows is not None:
             read = read + self._trainable_correction(flat_slots, flat_weights)
         if self.capture_accesses:

@@ -215,3 +215,19 @@ def test_an_anchored_run_builds_the_anchor_index_beside_the_model_once(tiny_chec
         if run == "first":
             built = (directory / ANCHOR_FILE).stat().st_mtime_ns
     assert (directory / ANCHOR_FILE).stat().st_mtime_ns == built  # stored, not built again
+
+
+def test_the_summary_keeps_every_method_measured_before_on_the_same_stream_and_memory(tmp_path):
+    def save(name, n_facts, memory_slots):
+        path = forgetting.run_file(tmp_path, forgetting.DEFAULT_METHODS[name], n_facts, 30)
+        path.write_text(json.dumps({"kind": "smf", "learned_f1": 0.5, "memory_slots": memory_slots}))
+        return path
+
+    save("smf", 100, 1024)
+    save("smf_anchor", 100, 1024)  # measured by an earlier command with --methods smf_anchor
+    save("full", 20, 1024)  # another stream
+    save("lora", 100, 65_536)  # another memory
+    anchor_path = forgetting.run_file(tmp_path, forgetting.DEFAULT_METHODS["smf_anchor"], 100, 30)
+    assert "_kl8" in anchor_path.name  # its settings are in its name, so no other method's run is taken for it
+    assert list(forgetting.saved_methods(tmp_path, 100, 30, 1024)) == ["smf", "smf_anchor"]
+    assert list(forgetting.saved_methods(tmp_path, 20, 30, 1024)) == ["full"]

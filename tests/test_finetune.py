@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -275,3 +277,31 @@ def test_a_restored_learner_goes_on_exactly_as_the_original(method, memory_model
     if method == "smf":
         assert all(torch.equal(original.written[layer], restored.written[layer]) for layer in original.written)
         assert all(original.written[layer].sum() > count > 0 for layer, count in written_by_first.items())
+
+
+def test_bench_step_times_every_sparse_call_on_the_same_slots(memory_model, stats, tokenizer):
+    from sparse_memory.bench.step import _start_over
+
+    batch = encode(tokenizer, FACT)
+    values = memory_model.memory_layers()[1].values
+    base = values.detach().clone()
+    learner = SparseMemoryFinetuner(memory_model, stats, SparseConfig(t=10_000, lr=50.0, max_steps=1))
+    first = learner.learn(batch)  # takes every slot the batch reads: learned again as it is, it is refused
+    _start_over(learner, first)
+    assert torch.equal(values, base)
+    again = learner.learn(batch)
+    assert torch.equal(again.rows[1].slots, first.rows[1].slots)
+
+
+def test_full_finetuning_gives_the_memory_values_the_gradient_a_dense_backward_gives(memory_model, tokenizer):
+    batch = encode(tokenizer, FACT)
+    twin = copy.deepcopy(memory_model)
+    learner = FullFinetuner(memory_model)
+    batch_loss(memory_model, batch).backward()
+    values = memory_model.memory_layers()[1].values
+    assert values.grad.is_sparse  # the rows the batch read, not an N-row tensor
+    learner._densify_grads()
+    batch_loss(twin, batch).backward()  # plain parameters: a dense gradient
+    dense = twin.memory_layers()[1].values.grad
+    assert not dense.is_sparse and dense.abs().sum() > 0
+    torch.testing.assert_close(values.grad, dense)

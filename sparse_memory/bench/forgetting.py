@@ -333,24 +333,7 @@ def bench_forgetting(
         ]
     runs = {}
     for spec in specs:
-        # Settings added over time are in the name when they differ from what runs before them did
-        # (those rewrote slots, reserved none and answered with one sentence).
-        variant = f"_w{spec.written_factor:g}" if spec.kind == "smf" else ""
-        if spec.kind == "smf" and spec.reserve != 1:
-            variant += f"_r{spec.reserve}"
-        if spec.answers != "sentence":
-            variant += f"_a{spec.answers}"
-        if spec.questions != 5:
-            variant += f"_q{spec.questions}"
-        if spec.kind == "smf" and spec.optimizer != "sgd":
-            variant += f"_o{spec.optimizer}"
-        if spec.kind == "smf" and spec.spare_template_reads:
-            variant += "_st"
-        if spec.kind == "smf" and spec.anchor_windows:
-            variant += f"_kl{spec.anchor_windows}"
-            if spec.anchor_weight != 1.0:
-                variant += f"w{spec.anchor_weight:g}"
-        path = runs_dir / f"{spec.name}_lr{spec.lr:g}{variant}_facts{n_facts}_steps{max_steps}.json"
+        path = run_file(runs_dir, spec, n_facts, max_steps)
         if path.is_file():
             runs[spec.name] = json.loads(path.read_text())
             if memory_slots(runs[spec.name]) != n_slots:
@@ -381,7 +364,9 @@ def bench_forgetting(
     results_dir.mkdir(parents=True, exist_ok=True)
     if lr is not None:
         return runs  # one piece of a sweep; the run without --lr puts the pieces together
-    methods_only = {spec.name: runs[spec.name] for spec in specs if spec.name in DEFAULT_METHODS}
+    # The summary is of the results directory, not of this command alone: a run of some methods
+    # keeps the others measured there before on the same stream.
+    methods_only = saved_methods(runs_dir, n_facts, max_steps, n_slots)
     # Every learning rate measured so far for this fact count, by this command or by --lr runs.
     measured = measured_runs(runs_dir, n_facts, max_steps, n_slots)
     if "smf" in methods_only and any(run["kind"] != "smf" for run in measured.values()):
@@ -403,6 +388,41 @@ def matched_baselines(methods: dict[str, dict], measured: dict[str, dict]) -> di
         if kind in methods and candidates:
             matched[kind] = min(candidates, key=lambda run: abs(run["learned_f1"] - target))
     return matched
+
+
+def run_file(runs_dir: Path, spec: MethodSpec, n_facts: int, max_steps: int) -> Path:
+    """Where the run of ``spec`` on ``n_facts`` facts and at most ``max_steps`` steps each is saved."""
+    # Settings added over time are in the name when they differ from what runs before them did
+    # (those rewrote slots, reserved none and answered with one sentence).
+    variant = f"_w{spec.written_factor:g}" if spec.kind == "smf" else ""
+    if spec.kind == "smf" and spec.reserve != 1:
+        variant += f"_r{spec.reserve}"
+    if spec.answers != "sentence":
+        variant += f"_a{spec.answers}"
+    if spec.questions != 5:
+        variant += f"_q{spec.questions}"
+    if spec.kind == "smf" and spec.optimizer != "sgd":
+        variant += f"_o{spec.optimizer}"
+    if spec.kind == "smf" and spec.spare_template_reads:
+        variant += "_st"
+    if spec.kind == "smf" and spec.anchor_windows:
+        variant += f"_kl{spec.anchor_windows}"
+        if spec.anchor_weight != 1.0:
+            variant += f"w{spec.anchor_weight:g}"
+    return runs_dir / f"{spec.name}_lr{spec.lr:g}{variant}_facts{n_facts}_steps{max_steps}.json"
+
+
+def saved_methods(runs_dir: Path, n_facts: int, max_steps: int, n_slots: int) -> dict[str, dict]:
+    """The finished run of each method of ``DEFAULT_METHODS`` saved in ``runs_dir`` for this fact
+    count, step limit and memory size, in ``DEFAULT_METHODS``' order."""
+    saved = {}
+    for name, spec in DEFAULT_METHODS.items():
+        path = run_file(runs_dir, spec, n_facts, max_steps)
+        if path.is_file():
+            run = json.loads(path.read_text())
+            if memory_slots(run) == n_slots:
+                saved[name] = run
+    return saved
 
 
 def memory_slots(run: dict) -> int:

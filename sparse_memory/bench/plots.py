@@ -13,6 +13,8 @@ from sparse_memory.data.facts import FACT_QUESTIONS  # noqa: E402
 from sparse_memory.finetune import SparseConfig  # noqa: E402
 
 COLOURS = {"smf": "tab:green", "full": "tab:red", "lora": "tab:blue"}
+ABLATION_COLOURS = ["tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray"]
+ABLATION_MARKERS = ["s", "^", "D", "v", "P", "X"]
 
 
 def _kind(run: dict) -> str:
@@ -25,7 +27,7 @@ def _save(fig, ax, title: str, path: Path) -> Path:
     ax.set_ylabel("retention: F1 on facts the model knew")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(loc="center right")
+    ax.legend(loc="best", fontsize=8)
     ax.set_title(title)
     return _write(fig, path)
 
@@ -40,10 +42,14 @@ def _write(fig, path: Path) -> Path:
 def plot_learned_vs_retention(runs: dict[str, dict], path: Path) -> Path:
     """One point per method: learned-fact F1 (x) against retention F1 after learning (y)."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
+    # Named in the legend, not beside the points: ablations often land almost on top of each other.
+    ablation_colours = iter(ABLATION_COLOURS * (1 + len(runs) // len(ABLATION_COLOURS)))
+    ablation_markers = iter(ABLATION_MARKERS * (1 + len(runs) // len(ABLATION_MARKERS)))
     for name, run in runs.items():
-        colour = COLOURS.get(name, "tab:gray")
-        ax.scatter(run["learned_f1"], run["retention_f1_after"], color=colour, s=60, zorder=3)
-        ax.annotate(name, (run["learned_f1"], run["retention_f1_after"]), textcoords="offset points", xytext=(6, 4))
+        colour = COLOURS.get(name) or next(ablation_colours)
+        marker = "o" if name in COLOURS else next(ablation_markers)
+        point = (run["learned_f1"], run["retention_f1_after"])
+        ax.scatter(*point, color=colour, marker=marker, s=60, zorder=3, label=name)
     before = next(iter(runs.values()))["retention_f1_before"]
     ax.axhline(before, color="black", linestyle=":", linewidth=1, label="retention before learning")
     return _save(fig, ax, f"{next(iter(runs.values()))['facts']} made-up facts learned in sequence", path)

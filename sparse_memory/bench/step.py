@@ -7,6 +7,7 @@ peak resident set size only grows; on CUDA the allocator's peak is reset per pro
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import resource
 import statistics
 import sys
@@ -16,7 +17,7 @@ import torch
 
 from sparse_memory.data.augment import fact_items
 from sparse_memory.data.facts import make_facts
-from sparse_memory.finetune import METHOD_KINDS, make_learner
+from sparse_memory.finetune import METHOD_KINDS, LearnResult, SparseMemoryFinetuner, make_learner
 from sparse_memory.prepare import load_memory_model, prepare
 from sparse_memory.settings import CoreSettings
 from sparse_memory.slots import BackgroundStats
@@ -28,7 +29,17 @@ def _peak_rss_mb() -> float:
     return peak / 1024 / 1024 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
-def _measure(method: str, directory: str, device: str, repeats: int, queue) -> None:
+def _start_over(learner, result: LearnResult) -> None:
+    """Sparse memory finetuning spares the slots its earlier updates wrote or reserved, so the
+    same batch learned again would rank other slots, and soon none: put the rows back and forget
+    the marks, so that every timed call writes the same slots."""
+    if isinstance(learner, SparseMemoryFinetuner):
+        learner.undo(result)
+        for marks in (*learner.written.values(), *learner.changed.values()):
+            marks.zero_()
+
+
+def _measure(method: str, directory: str, device: str, repeats: int, results) -> None:
     torch.manual_seed(0)
     model, tokenizer = load_memory_model(directory, device)
     stats = BackgroundStats.load(directory)
@@ -37,7 +48,7 @@ def _measure(method: str, directory: str, device: str, repeats: int, queue) -> N
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     loaded_mb = _peak_rss_mb()
-    learner.learn(batch)  # warm-up: allocator, optimizer state
+    _start_over(learner, learner.learn(batch))  # warm-up: allocator, optimizer state
     # A learn call also ranks slots (smf) and measures the loss after; the difference between
     # calls of two steps and of one step is the cost of one training step alone.
     one_step, two_steps = [], []
@@ -45,10 +56,11 @@ def _measure(method: str, directory: str, device: str, repeats: int, queue) -> N
         for steps, times in ((1, one_step), (2, two_steps)):
             learner.config.max_steps = steps
             started = time.perf_counter()
-            learner.learn(batch)
+            result = learner.learn(batch)
             times.append(time.perf_counter() - started)
+            _start_over(learner, result)
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else _peak_rss_mb()
-    queue.put(
+    results.put(
         {
             "seconds_per_step": round(statistics.median(two_steps) - statistics.median(one_step), 3),
             "seconds_per_learn_call_of_one_step": round(statistics.median(one_step), 3),
@@ -60,6 +72,18 @@ def _measure(method: str, directory: str, device: str, repeats: int, queue) -> N
     )
 
 
+def _result_of(process, results, method: str) -> dict:
+    """What ``process`` puts on ``results``; an error, not a wait without end, if it dies first."""
+    while True:
+        try:
+            return results.get(timeout=5)
+        except queue.Empty:
+            if not process.is_alive():
+                raise RuntimeError(
+                    f"the {method} step measurement failed (exit code {process.exitcode}): its traceback is above"
+                ) from None
+
+
 def bench_step(quick: bool = False) -> dict:
     settings = CoreSettings()
     where = prepare(settings)
@@ -68,13 +92,11 @@ def bench_step(quick: bool = False) -> dict:
     context = multiprocessing.get_context("spawn")
     results = {}
     for method in METHOD_KINDS:
-        queue = context.Queue()
-        process = context.Process(target=_measure, args=(method, str(where.memory), device, repeats, queue))
+        results_queue = context.Queue()
+        process = context.Process(target=_measure, args=(method, str(where.memory), device, repeats, results_queue))
         process.start()
-        results[method] = queue.get()
+        results[method] = _result_of(process, results_queue, method)
         process.join()
-        if process.exitcode != 0:
-            raise RuntimeError(f"the {method} step measurement failed (exit code {process.exitcode})")
         print(f"{method}: {results[method]['seconds_per_step']:.2f} s/step, peak {results[method]['peak_mb']:.0f} MB")
     summary = {"device": device, "memory_unit": "MB (CUDA allocator peak)" if "cuda" in device else "MB (peak RSS)"}
     for method in ("full", "lora"):
