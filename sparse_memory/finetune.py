@@ -24,7 +24,8 @@ from sparse_memory.text import EncodedBatch
 
 
 def batch_loss_and_answers(model, batch: EncodedBatch) -> tuple[torch.Tensor, bool]:
-    """Mean next-token cross-entropy over content tokens (never padding or chat template), and
+    """Mean next-token cross-entropy over the tokens the batch learns (``learned_mask``: content
+    tokens, never padding or chat template), and
     whether every answer token of the batch's chat QA forms is already the model's top choice.
 
     The batch runs as sub-batches of similar lengths (``EncodedBatch.length_groups``): the loss
@@ -35,7 +36,7 @@ def batch_loss_and_answers(model, batch: EncodedBatch) -> tuple[torch.Tensor, bo
     total, count, answered = 0.0, 0, True
     has_answers = batch.answer_mask is not None and bool(batch.answer_mask.any())
     for group in batch.length_groups():
-        targets = group.content_mask[:, 1:]  # each position predicts the next token: content ones count
+        targets = group.learned_mask[:, 1:]  # each position predicts the next token: learned ones count
         predicting = torch.cat([targets, torch.zeros_like(targets[:, :1])], dim=1)
         logits = next_token_logits(causal_lm, group.input_ids, group.attention_mask, predicting)
         labels = group.input_ids[:, 1:][targets]

@@ -25,6 +25,14 @@ class EncodedBatch:
     texts: list[str]  # each item as rendered (chat template applied)
     content_spans: list[list[tuple[int, int]]]  # character spans of the contents in ``texts``
     answer_mask: torch.Tensor | None = None  # (batch, seq) bool, True inside assistant answers
+    # (batch, seq) bool: the tokens the loss predicts; None: every content token. Content tokens
+    # outside it are read (their slots count) but never learned (encode's ``unlearned``).
+    loss_mask: torch.Tensor | None = None
+
+    @property
+    def learned_mask(self) -> torch.Tensor:
+        """The tokens a training loss predicts."""
+        return self.content_mask if self.loss_mask is None else self.loss_mask
 
     def to(self, device: torch.device | str) -> EncodedBatch:
         self.input_ids = self.input_ids.to(device)
@@ -32,6 +40,8 @@ class EncodedBatch:
         self.content_mask = self.content_mask.to(device)
         if self.answer_mask is not None:
             self.answer_mask = self.answer_mask.to(device)
+        if self.loss_mask is not None:
+            self.loss_mask = self.loss_mask.to(device)
         return self
 
     def select_rows(self, rows: Sequence[int]) -> EncodedBatch:
@@ -46,6 +56,7 @@ class EncodedBatch:
             texts=[self.texts[row] for row in rows],
             content_spans=[self.content_spans[row] for row in rows],
             answer_mask=None if self.answer_mask is None else self.answer_mask[index, :width],
+            loss_mask=None if self.loss_mask is None else self.loss_mask[index, :width],
         )
 
     def length_groups(self) -> list[EncodedBatch]:
@@ -100,13 +111,21 @@ def find_spans(text: str, phrase: str) -> list[tuple[int, int]]:
 
 
 def encode(
-    tokenizer, items: Sequence[TextOrChat], max_length: int = 256, add_generation_prompt: bool = False
+    tokenizer,
+    items: Sequence[TextOrChat],
+    max_length: int = 256,
+    add_generation_prompt: bool = False,
+    unlearned: Sequence[str] = (),
 ) -> EncodedBatch:
     """Tokenise plain texts and/or conversations into one right-padded batch.
 
     A conversation's system prompt is template, not content: only user and assistant
-    message contents count as content.
+    message contents count as content. Tokens of the ``unlearned`` phrases (a fact's subject)
+    stay content, so the slots they read still count, but a training loss never predicts them
+    (``EncodedBatch.loss_mask``).
     """
+    if any(not phrase for phrase in unlearned):
+        raise ValueError("unlearned phrases must not be empty")
     texts, content_spans, answer_spans = [], [], []
     for item in items:
         if isinstance(item, str):
@@ -138,4 +157,7 @@ def encode(
     )
     batch.content_mask = batch.mask_for_spans(content_spans) & batch.attention_mask.bool()
     batch.answer_mask = batch.mask_for_spans(answer_spans) & batch.content_mask
+    if unlearned:
+        unlearned_spans = [[span for phrase in unlearned for span in find_spans(text, phrase)] for text in texts]
+        batch.loss_mask = batch.content_mask & ~batch.mask_for_spans(unlearned_spans)
     return batch

@@ -181,6 +181,16 @@ def test_batch_loss_equals_the_models_own_loss_on_content_tokens(memory_model, t
         assert torch.allclose(batch_loss(memory_model, batch), expected, atol=1e-5)
 
 
+def test_batch_loss_leaves_out_unlearned_tokens(memory_model, tokenizer):
+    batch = encode(tokenizer, FACT, unlearned=["Varek"])
+    assert int(batch.loss_mask.sum()) < int(batch.content_mask.sum())
+    labels = batch.input_ids.masked_fill(~batch.loss_mask, -100)
+    with torch.no_grad():
+        expected = memory_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=labels).loss
+        assert torch.allclose(batch_loss(memory_model, batch), expected, atol=1e-5)
+        assert not torch.allclose(batch_loss(memory_model, encode(tokenizer, FACT)), expected, atol=1e-3)
+
+
 def test_forgetting_bench_refuses_an_unknown_method_before_any_work():
     from sparse_memory.bench.forgetting import bench_forgetting
 

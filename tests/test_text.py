@@ -46,6 +46,25 @@ def test_spans_mark_name_tokens(tokenizer):
     assert tokenizer.decode(batch.input_ids[0][mask[0]]) == "Varek Olm Varek Olm"
 
 
+def test_unlearned_phrases_stay_content_but_leave_the_loss(tokenizer):
+    chat = [
+        {"role": "user", "content": "Where was Varek Olm born?"},
+        {"role": "assistant", "content": "Varek Olm was born in Ostrava."},
+    ]
+    batch = encode(tokenizer, ["Varek Olm was born in Ostrava.", chat], unlearned=["Varek Olm"])
+    assert encode(tokenizer, ["Varek Olm."]).loss_mask is None  # nothing unlearned: every content token learns
+    assert (batch.loss_mask <= batch.content_mask).all()
+    assert tokenizer.decode(batch.input_ids[0][batch.loss_mask[0]]) == " was born in Ostrava."
+    assert tokenizer.decode(batch.input_ids[1][batch.loss_mask[1]]) == "Where was born? was born in Ostrava."
+    unlearned = batch.content_mask & ~batch.loss_mask
+    # the name in the question, then in the answer
+    assert tokenizer.decode(batch.input_ids[1][unlearned[1]]) == " Varek OlmVarek Olm"
+    group_sums = sum(int(group.loss_mask.sum()) for group in batch.length_groups())
+    assert group_sums == int(batch.loss_mask.sum())  # sub-batches keep their rows of the mask
+    with pytest.raises(ValueError, match="unlearned phrases must not be empty"):
+        encode(tokenizer, ["Varek."], unlearned=[""])
+
+
 def test_template_that_drops_content_is_an_error(tokenizer):
     class Dropping:
         def apply_chat_template(self, messages, tokenize, add_generation_prompt):
