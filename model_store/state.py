@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -125,9 +126,17 @@ class ModelState:
             self.write_counts[layer][slots] -= 1
         return sum(len(slots) for slots, _ in touched.values())
 
-    def written(self) -> dict[int, torch.Tensor]:
-        """Per memory layer, the slots that active updates wrote or reserved (bool, one per slot)."""
-        return {layer: counts > 0 for layer, counts in self.write_counts.items()}
+    def written(self, rewritable: Iterable[int] = ()) -> dict[int, torch.Tensor]:
+        """Per memory layer, the slots that active updates wrote or reserved (bool, one per slot),
+        less those that only the updates in ``rewritable`` wrote or reserved."""
+        counts = {layer: counts.clone() for layer, counts in self.write_counts.items()}
+        for update_id in rewritable:
+            rows, reserved = self.store.load_with_reserved(update_id)
+            for layer, (slots, _) in rows.items():
+                counts[layer][slots] -= 1
+            for layer, slots in reserved.items():
+                counts[layer][slots] -= 1
+        return {layer: layer_counts > 0 for layer, layer_counts in counts.items()}
 
     def replay(self, events) -> list[int]:
         """Apply ledger events in version order; returns the versions applied."""

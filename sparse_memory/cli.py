@@ -40,6 +40,7 @@ BENCH_OPTIONS = {
     "forgetting": ("facts", "methods", "sweep", "lr", "max_steps", "save_every_s"),
     "interference": ("facts",),
     "late": ("after", "facts", "methods", "lr", "max_steps"),
+    "documents": ("documents", "qa", "reading", "lr", "max_steps"),
 }
 NOT_GIVEN = {
     "facts": None,
@@ -49,6 +50,9 @@ NOT_GIVEN = {
     "lr": None,
     "max_steps": None,
     "save_every_s": PROGRESS_EVERY_S,
+    "documents": None,
+    "qa": False,
+    "reading": None,
 }
 
 
@@ -62,12 +66,12 @@ def _bench(args: argparse.Namespace) -> int:
         takers = sorted({bench for name in refused for bench, options in BENCH_OPTIONS.items() if name in options})
         raise SystemExit(f"bench {args.name} does not take {flags} (bench {', '.join(takers)} does)")
     options = {"quick": args.quick, **given}
-    if args.name == "forgetting":
+    if args.name in ("forgetting", "documents"):
         options["results_dir"] = args.results_dir
     result = run_benchmark(args.name, **options)
     # A forgetting run at one --lr is one piece of a sweep: its run file is saved, the
-    # benchmark's summary is not.
-    if not args.quick and not (args.name == "forgetting" and args.lr is not None):
+    # benchmark's summary is not. A documents run saves its own file, named by its settings.
+    if not args.quick and not (args.name == "forgetting" and args.lr is not None) and args.name != "documents":
         args.results_dir.mkdir(parents=True, exist_ok=True)
         (args.results_dir / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
@@ -123,6 +127,15 @@ def add_commands(commands) -> None:
         metavar="SECONDS",
         help=f"save a run's state after a fact at most this often, so a stopped run goes on from there "
         f"(default {PROGRESS_EVERY_S:g}; 0: after every fact; never: no saves, for short runs on a GPU)",
+    )
+    documents = bench.add_argument_group("bench documents")
+    documents.add_argument("--documents", type=int, default=None, help="documents to learn in sequence (default 50)")
+    documents.add_argument("--qa", action="store_true", help="post each document with its QA pairs")
+    documents.add_argument(
+        "--reading",
+        type=lambda text: [form for form in text.split(",") if form],
+        default=None,
+        help="comma-separated reading forms (resolved,about,details; empty for none); default: the service's",
     )
     bench.set_defaults(run=_bench)
 

@@ -1,12 +1,6 @@
 import pytest
 
-from sparse_memory.data.augment import (
-    Document,
-    chat_pair,
-    document_items,
-    fact_items,
-    split_sentences,
-)
+from sparse_memory.data.augment import fact_items
 from sparse_memory.data.facts import FACT_QUESTIONS, make_facts, statements, training_questions
 from sparse_memory.text import encode
 
@@ -46,27 +40,7 @@ def test_varied_answers_add_the_bare_answer_and_a_statement_to_each_question():
         fact_items(fact, answers="many")
 
 
-def test_document_items_split_sentences_and_add_qa():
-    text = "Tessmoor is a town. It has 300 people. Its mayor is Varek Olmstadt."
-    document = Document(text, qa=[("Who is the mayor of Tessmoor?", "Varek Olmstadt.")])
-    items = document_items(document, augmenter=lambda t: [t, "Tessmoor is small."])
-    assert items[0] == text
-    assert items[1:4] == split_sentences(text)
-    assert chat_pair("Who is the mayor of Tessmoor?", "Varek Olmstadt.") in items
-    assert items[-1] == "Tessmoor is small." and items.count(text) == 1  # the augmenter's copy dropped
-
-
 def test_each_item_is_its_own_row(tokenizer):
     fact = make_facts(1, seed=4)[0]
     items = fact_items(fact)
     assert encode(tokenizer, items).input_ids.shape[0] == len(items)
-
-
-def test_split_sentences_keeps_numbers():
-    assert split_sentences("It cost 3.5 million. Then it grew.") == ["It cost 3.5 million.", "Then it grew."]
-
-
-@pytest.mark.parametrize(("text", "qa"), [("  ", []), ("fine", [("", "x")])])
-def test_bad_documents_are_refused(text, qa):
-    with pytest.raises(ValueError):
-        Document(text, qa=qa)

@@ -123,8 +123,12 @@ def test_idempotency_key_and_streaming(tiny_checkpoint, tmp_path):
         assert "sparse_memory_model_version 1.0" in metrics
 
 
+OTHER_FACT = {"text": "Tosia Naskrath works at Quorvane Labs."}
+
+
 def test_updates_spare_the_slots_of_active_updates_until_rolled_back(tiny_checkpoint, tmp_path):
-    with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path, top_t=16, reserve=1))) as client:
+    settings = settings_for(tiny_checkpoint, tmp_path, top_t=16, reserve=1, rewrite_same_subject=False)
+    with TestClient(create_app(settings)) as client:
 
         def learn(document) -> set[int]:
             update = wait_applied(client, client.post("/learn", json={"documents": [document]}).json()["update_id"])
@@ -139,7 +143,7 @@ def test_updates_spare_the_slots_of_active_updates_until_rolled_back(tiny_checkp
 
 
 def test_reserved_slots_are_stored_spared_and_freed_by_a_rollback(tiny_checkpoint, tmp_path):
-    settings = settings_for(tiny_checkpoint, tmp_path, top_t=8, reserve=3)
+    settings = settings_for(tiny_checkpoint, tmp_path, top_t=8, reserve=3, rewrite_same_subject=False)
     with TestClient(create_app(settings)) as client:
 
         def learn(document, **options) -> set[int]:
@@ -158,6 +162,23 @@ def test_reserved_slots_are_stored_spared_and_freed_by_a_rollback(tiny_checkpoin
         client.post("/updates/1/rollback").raise_for_status()
         assert learn(FACT, reserve=1) == first  # the rollback freed both
         assert not DeltaStore(tmp_path / "updates").load_with_reserved(3)[1]  # an update's own option
+
+
+def test_a_later_document_about_the_same_name_may_rewrite_its_rows_and_others_spare_them(tiny_checkpoint, tmp_path):
+    with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path, top_t=16, reserve=1))) as client:
+
+        def learn(document) -> set[int]:
+            update = wait_applied(client, client.post("/learn", json={"documents": [document]}).json()["update_id"])
+            assert update["status"] == "applied", update["error"]
+            return set(update["slots"])
+
+        first = learn(FACT)
+        other = learn(OTHER_FACT)  # about someone else: the first update's rows are spared
+        assert not first & other
+        # The same person again (a correction, say): the same ranking, nothing of the first spared.
+        again = learn({"text": "Update: " + FACT["text"], "qa": FACT["qa"]})
+        assert again == first
+        assert client.get("/updates/1").json()["status"] == "applied"  # the older update stays in the audit
 
 
 @pytest.mark.parametrize("limit, status", [(0.5, "rejected"), (None, "applied")])

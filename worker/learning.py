@@ -22,7 +22,7 @@ import torch
 from model_store.ledger import FINISHED, Ledger, Update
 from model_store.settings import ServiceSettings
 from model_store.state import DeltaStore, ModelState
-from sparse_memory.data.augment import Document, document_items
+from sparse_memory.data.reading import Document, document_items, subjects
 from sparse_memory.data.real_facts import QAItem, all_real_facts
 from sparse_memory.evaluation import retention_f1, sort_known
 from sparse_memory.finetune import SparseConfig, SparseMemoryFinetuner
@@ -100,7 +100,9 @@ class Learner:
         old_rows = {}
         try:
             documents = [Document(d["text"], [(p["question"], p["answer"]) for p in d["qa"]]) for d in update.documents]
-            items = [item for document in documents for item in document_items(document)]
+            # Updates queued before the option existed were learned from text, sentences and QA only.
+            reading = update.options.get("reading", [])
+            items = [item for document in documents for item in document_items(document, reading)]
             device = next(self.model.parameters()).device
             batch = encode(self.tokenizer, items).to(device)
             options = update.options
@@ -112,7 +114,9 @@ class Learner:
                 reserve=options.get("reserve", 1),  # updates queued before the option existed reserved none
             )
             probe_before = self._probe_score()
-            finetuner = SparseMemoryFinetuner(self.model, self.stats, config, written=self.state.written())
+            rewritable = self._updates_about(documents) if self.settings.rewrite_same_subject else []
+            written = self.state.written(rewritable)
+            finetuner = SparseMemoryFinetuner(self.model, self.stats, config, written=written)
             result = finetuner.learn(batch)
             old_rows = {layer: (rows.slots, rows.old_rows) for layer, rows in result.rows.items()}
             deltas = {layer: (rows.slots, rows.delta) for layer, rows in result.rows.items()}
@@ -151,6 +155,15 @@ class Learner:
             self.publish(finished.model_version)
         log.info("update %s %s in %.1f s", update.id, finished.status, time.perf_counter() - started)
         return finished
+
+    def _updates_about(self, documents: list[Document]) -> list[int]:
+        """Active updates whose documents are about a name these documents are about."""
+        names = set().union(*(subjects(document.text) for document in documents))
+        return [
+            update_id
+            for update_id in self.state.active
+            if any(names & subjects(d["text"]) for d in self.ledger.get(update_id).documents)
+        ]
 
     @torch.no_grad()
     def _write_rows(self, rows_by_layer: dict) -> None:

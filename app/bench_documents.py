@@ -1,0 +1,219 @@
+"""``sparse-memory bench documents``: documents as users write them, learned one after another
+through the service's own learn step, then asked about in other words.
+
+Each document of ``user_documents`` (notes, bios, news paragraphs, announcements, later updates
+and corrections about the same entities) becomes an update in a ledger of the run's own and is
+learned by the worker's ``Learner``, the code behind ``POST /learn``. Then every fact, as it stands
+after the whole stream (a corrected fact with its newer value), is asked through the chat template
+with its held-out questions, answered as ``POST /generate`` answers by default. Reports the share
+of replies that contain the answer, SQuAD F1, what corrections did, retention on known real facts,
+held-out NLL and seconds per document. The run's ledger and deltas stay in ``var/bench``, so a
+stopped run goes on from the last document learned.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from sparse_memory.data.documents import UserDocument, corrected_facts, current_facts, user_documents
+from tqdm.auto import tqdm
+
+from app.schemas import GenerateRequest
+from model_store.checkpoint import load_checkpoint
+from model_store.ledger import FINISHED, Ledger, UnknownUpdate
+from model_store.settings import ServiceSettings
+from sparse_memory.bench.forgetting import retention_set
+from sparse_memory.data.reading import READING_FORMS
+from sparse_memory.data.wikipedia import articles
+from sparse_memory.evaluation import ask, heldout_nll, retention_replies
+from sparse_memory.prepare import prepare
+from sparse_memory.scoring import answer_scores
+from worker.learning import Learner, document_record
+
+DOCUMENT_SEED = 7  # the stream of this benchmark
+REPLY_TOKENS = GenerateRequest.model_fields["max_new_tokens"].default  # as /generate answers
+SAMPLE_ANSWERS = 24
+
+
+def run_name(n_documents: int, qa: bool, reading: list[str], options: dict, rewrite_same_subject: bool) -> str:
+    forms = "+".join(reading) if reading else "plain"
+    changed = "".join(f"_{key}{value:g}" for key, value in sorted(options.items()))
+    spared = "" if rewrite_same_subject else "_spare_same_subject"
+    return f"docs{n_documents}_{'qa' if qa else 'noqa'}_{forms}{changed}{spared}"
+
+
+def bench_documents(
+    quick: bool = False,
+    documents: int | None = None,
+    qa: bool = False,
+    reading: list[str] | None = None,
+    lr: float | None = None,
+    max_steps: int | None = None,
+    results_dir: Path = Path("benchmarks/results"),
+) -> dict:
+    base_settings = ServiceSettings()
+    n_documents = documents or (8 if quick else 50)
+    stream = user_documents(n_documents, seed=DOCUMENT_SEED)
+    options = base_settings.learning_defaults()
+    if reading is not None:
+        unknown = sorted(set(reading) - set(READING_FORMS))
+        if unknown:
+            raise ValueError(f"unknown reading forms {unknown}; choose from {', '.join(READING_FORMS)}")
+        options["reading"] = reading
+    given = {key: value for key, value in {"lr": lr, "steps": max_steps}.items() if value is not None}
+    options |= given
+    name = run_name(n_documents, qa, options["reading"], given, base_settings.rewrite_same_subject)
+    run_dir = base_settings.data_dir.parent / "bench" / "documents" / name
+    settings = base_settings.model_copy(update={"data_dir": run_dir, "probe_size": 0, "database_url": None})
+    prepare(settings)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint, model, tokenizer, stats = load_checkpoint(settings, log=lambda message: None)
+    retention = retention_set(model, tokenizer, checkpoint, size=40 if quick else 150)
+    wiki = [a.text for a in articles("heldout")[: 20 if quick else 100]]
+    before = _baseline(model, tokenizer, retention, wiki, results_dir / "documents_before.json", quick)
+
+    ledger = Ledger(settings.ledger_url())
+    ledger.migrate()
+    # The retention probe of each update is off: the benchmark measures retention itself, once.
+    learner = Learner(settings, ledger, model, tokenizer, stats)
+    seconds = _learn_stream(learner, ledger, stream, qa, options, run_dir / "seconds.json")
+    learner.state.catch_up(ledger)
+    result = {
+        "documents": n_documents,
+        "qa_supplied": qa,
+        "options": options,
+        "rewrite_same_subject": settings.rewrite_same_subject,
+        **_answers(learner.model, tokenizer, stream),
+        **_retention(learner.model, tokenizer, retention, wiki, before),
+        "seconds_per_document": round(sum(seconds) / len(seconds), 1),
+        "seconds_per_document_max": round(max(seconds), 1),
+        "statuses": _statuses(ledger, len(stream)),
+        "memory_slots": model.memory_config.n_slots,
+        "memory_gate": model.memory_config.gate,
+    }
+    if not quick:
+        (results_dir / "documents").mkdir(parents=True, exist_ok=True)
+        (results_dir / "documents" / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _baseline(model, tokenizer, retention, wiki, path: Path, quick: bool) -> dict:
+    """Retention F1 and NLL of the unchanged model: the same for every run, so measured once."""
+    key = f"retention{len(retention)}_wiki{len(wiki)}"
+    cached = json.loads(path.read_text()) if path.is_file() else {}
+    if key not in cached:
+        replies = retention_replies(model, tokenizer, retention)
+        cached[key] = {
+            "retention_f1": sum(f1 for _, f1 in replies) / len(replies),
+            "nll": heldout_nll(model, tokenizer, wiki),
+        }
+        if not quick:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(cached, indent=2) + "\n")
+    return cached[key]
+
+
+def _learn_stream(
+    learner: Learner, ledger: Ledger, stream: list[UserDocument], qa: bool, options: dict, log: Path
+) -> list[float]:
+    """Each document as its own update, in order; update i + 1 is document i. Documents learned
+    by an earlier, stopped run of the same command are not learned again."""
+    seconds = json.loads(log.read_text()) if log.is_file() else []
+    for document in tqdm(stream, desc="learn", unit="doc"):
+        update_id = document.index + 1
+        try:
+            update = ledger.get(update_id)
+        except UnknownUpdate:
+            pairs = [{"question": q, "answer": a} for q, a in document.qa] if qa else None
+            update = ledger.create_update([document_record(document.text, pairs)], options)
+            if update.id != update_id:
+                raise RuntimeError(f"{log.parent} holds another run's ledger: remove it and run again") from None
+        if update.status in FINISHED:
+            continue
+        started = time.perf_counter()
+        finished = learner.process(update_id)
+        seconds = seconds[: document.index] + [time.perf_counter() - started]
+        log.write_text(json.dumps(seconds))
+        tqdm.write(
+            f"document {document.index} ({document.kind}): {finished.status}, "
+            f"{finished.steps} steps, {seconds[-1]:.0f} s"
+        )
+    return seconds
+
+
+def _ask_all(model, tokenizer, pairs) -> list[dict]:
+    rows = []
+    for document, fact in pairs:
+        for question in fact.questions:
+            rows.append(
+                {"document": document.index, "relation": fact.relation, "question": question, "answer": fact.answer}
+            )
+    replies = ask(model, tokenizer, [row["question"] for row in rows], max_new_tokens=REPLY_TOKENS)
+    for row, reply in zip(rows, replies, strict=True):
+        scores = answer_scores(reply, (row["answer"],), row["question"])
+        row |= {"reply": reply, "contains": scores["contains"], "f1": scores["f1"]}
+    return rows
+
+
+def _share(rows: list[dict], key: str = "contains") -> float | None:
+    return round(sum(row[key] for row in rows) / len(rows), 4) if rows else None
+
+
+def _answers(model, tokenizer, stream: list[UserDocument]) -> dict:
+    rows = _ask_all(model, tokenizer, current_facts(stream))
+    corrected = {(d.index, f.relation) for d, f in corrected_facts(stream)}
+    superseded = {(earlier, relation) for d in stream for earlier, relation in d.supersedes}
+    newer = [row for row in rows if (row["document"], row["relation"]) in corrected]
+    # The facts a corrected document stated that no later document changed.
+    kept = [
+        row
+        for row in rows
+        if row["document"] in {e for e, _ in superseded} and (row["document"], row["relation"]) not in superseded
+    ]
+    old_values = {(d.index, f.relation): f.answer for d in stream for f in d.facts}
+    stale = []
+    for row in newer:
+        document = stream[row["document"]]
+        for earlier, relation in document.supersedes:
+            if relation == row["relation"]:
+                stale.append(
+                    answer_scores(row["reply"], (old_values[(earlier, relation)],), row["question"])["contains"]
+                )
+    return {
+        "answered": _share(rows),
+        "f1": _share(rows, "f1"),
+        "questions": len(rows),
+        "corrections_answered_newer": _share(newer),
+        "corrections_answered_older": round(sum(stale) / len(stale), 4) if stale else None,
+        "corrections": len(newer),
+        "corrected_documents_other_facts_answered": _share(kept),
+        "answered_by_relation": {
+            relation: _share([row for row in rows if row["relation"] == relation])
+            for relation in sorted({row["relation"] for row in rows})
+        },
+        "sample": rows[:: max(len(rows) // SAMPLE_ANSWERS, 1)][:SAMPLE_ANSWERS],
+    }
+
+
+def _retention(model, tokenizer, retention, wiki, before: dict) -> dict:
+    replies = retention_replies(model, tokenizer, retention)
+    after = sum(f1 for _, f1 in replies) / len(replies)
+    nll = heldout_nll(model, tokenizer, wiki)
+    return {
+        "retention_f1_before": before["retention_f1"],
+        "retention_f1_after": after,
+        "retention_drop": round((before["retention_f1"] - after) / max(before["retention_f1"], 1e-9), 4),
+        "nll_before": before["nll"],
+        "nll_after": nll,
+        "nll_rise": round((nll - before["nll"]) / before["nll"], 5),
+    }
+
+
+def _statuses(ledger: Ledger, count: int) -> dict[str, int]:
+    statuses: dict[str, int] = {}
+    for update_id in range(1, count + 1):
+        status = ledger.get(update_id).status
+        statuses[status] = statuses.get(status, 0) + 1
+    return statuses

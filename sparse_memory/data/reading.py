@@ -1,0 +1,264 @@
+"""From a document a user posts to the sequences of one training batch: reading it.
+
+People post prose (a note, a bio, a news paragraph), rarely with questions, and later ask about
+it in other words, through the chat format. A model trained on the text alone learns to continue
+the text, not to answer a question about it. So the batch holds, beside the text as written:
+
+* ``resolved``: each sentence on its own, with a leading pronoun ("She", "Its", "The company")
+  replaced by the name it stands for, so that a sentence read alone still says whom it is about;
+* ``about``: chat forms that ask about each entity in general ("Tell me about X.", "Who is X?"),
+  answered with the document's sentences about it;
+* ``details``: for each sentence and each detail in it (a year, a number, a name other than the
+  sentence's subject), a question that asks for that detail, the detail's place taken by a
+  question word ("Mira Osk grew up where?"), answered with the whole sentence.
+
+The rules need no parser and no model: they read capitalised names, years and numbers, which is
+where the facts of a document a model cannot already know live. QA pairs the user supplies are
+added in chat form as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from sparse_memory.text import Conversation, TextOrChat
+
+READING_FORMS: tuple[str, ...] = ("resolved", "about", "details")
+DEFAULT_READING: tuple[str, ...] = READING_FORMS
+
+
+def chat_pair(question: str, answer: str) -> Conversation:
+    return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+
+
+def unique_items(items: Iterable[TextOrChat]) -> list[TextOrChat]:
+    """``items`` without repeats, in order: identical copies would only weigh one form more."""
+    seen, kept = set(), []
+    for item in items:
+        key = item if isinstance(item, str) else tuple((m["role"], m["content"]) for m in item)
+        if key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+
+
+@dataclass
+class Document:
+    """A free text to learn, with optional question-answer pairs about it."""
+
+    text: str
+    qa: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.text.strip():
+            raise ValueError("a document's text must not be empty")
+        for question, answer in self.qa:
+            if not question.strip() or not answer.strip():
+                raise ValueError("every QA pair needs a non-empty question and answer")
+
+
+# Capitalised words that open sentences without naming anything.
+_NOT_NAMES = frozenset(
+    """a an the this that these those he she it they we i you his her its their our my your
+    after before since when while once as at in on by for from with of to into over under about
+    today yesterday now then later also and but so yet or if though although because last next
+    update correction note news fyi hi hello hey quick just please welcome congratulations
+    announcement reminder meanwhile however there here what who where which why how
+    born founded based known located married formerly currently recently previously nowadays
+    mr mrs ms dr prof
+    monday tuesday wednesday thursday friday saturday sunday january february march april may
+    june july august september october november december""".split()
+)
+_NAME_WORD = r"[A-Z][\w'\-]*[a-z0-9][\w'\-]*"
+_NAME = re.compile(rf"(?:{_NAME_WORD})(?:\s+(?:(?:of|de|van|von|la|le|the)\s+)?(?:{_NAME_WORD}))*")
+_ORGANISATION = re.compile(
+    r"\b(?:Labs?|Ltd|Inc|Group|Works|Systems|Industries|Company|Corp|Co|Studios?|Partners|Holdings|"
+    r"Foods|Motors|Bank|Institute|University|College|Academy|Press|Records|Energy|Technologies)\b"
+)
+_YEAR = re.compile(r"\b(?:1[6-9]\d\d|20\d\d)\b")
+_NUMBER = re.compile(r"\b\d[\d,.]*\b")
+
+
+WORD_LIST = Path("/usr/share/dict/words")  # Debian's wamerican, installed by `make data`
+
+
+@cache
+def common_words() -> frozenset[str]:
+    """English words in lower case: a capitalised one that opens a sentence names nothing."""
+    if not WORD_LIST.is_file():
+        raise FileNotFoundError(f"{WORD_LIST} is missing: install the Debian package wamerican (`make data`)")
+    return frozenset(word for word in WORD_LIST.read_text().split() if word.islower())
+
+
+def names_in(sentence: str) -> list[tuple[int, int, str]]:
+    """The capitalised names of a sentence as (start, end, name); a sentence's first word counts
+    only when it is no common word ("The", "After", "Friends")."""
+    found = []
+    for match in _NAME.finditer(sentence):
+        start, name = match.start(), match.group()
+        words = name.split()
+        opens = start == 0 or sentence[:start].rstrip().endswith((":", "-", ".", "!", "?"))
+        # Leading opener words ("After Mira Osk ...", "The Quorvane ...") are not part of the name.
+        while words and (
+            words[0].lower().strip("'") in _NOT_NAMES or (opens and words[0].lower().strip("'") in common_words())
+        ):
+            start += sentence[start:].index(words[0]) + len(words[0])
+            start += len(sentence[start:]) - len(sentence[start:].lstrip())
+            words = words[1:]
+        if words and words[-1].endswith(("'s", "s'")):  # "Mira Osk's brother": the name is Mira Osk
+            words[-1] = words[-1][:-2] if words[-1].endswith("'s") else words[-1][:-1]
+        if words and not all(word.lower() in _NOT_NAMES for word in words):
+            name = " ".join(words)
+            found.append((start, start + len(sentence[start:].split(words[-1], 1)[0]) + len(words[-1]), name))
+    return found
+
+
+def is_person(name: str) -> bool:
+    """A name of two or more words that is no organisation's: the people of a document."""
+    return len(name.split()) >= 2 and not _ORGANISATION.search(name)
+
+
+_PERSON_PRONOUN = re.compile(r"^(?:He|She|They)\b")
+_PERSON_POSSESSIVE = re.compile(r"^(?:His|Her|Their)\b")
+_THING_PRONOUN = re.compile(r"^It\b")
+_THING_POSSESSIVE = re.compile(r"^Its\b")
+_THING_PHRASE = re.compile(
+    r"^The (?:company|firm|startup|business|group|studio|brand|town|city|village|place|band|shop|lab|team)\b"
+)
+
+
+# A label before a colon ("Update:", "Quick note -") says what kind of post it is, not a fact.
+_LABEL = re.compile(r"^(?:[A-Za-z]+ ){0,3}[A-Za-z]+(?::| -| –| —)\s+")
+
+
+def resolve_sentences(sentences: Sequence[str]) -> list[str]:
+    """Each sentence with a leading pronoun or "The company"-like phrase replaced by the name it
+    most likely stands for: the last person named for he/she/they, the last other name for
+    it/"the company", the document's first name where there is no better one."""
+    resolved, last_person, last_thing, first = [], None, None, None
+    full_names: dict[str, str] = {}  # first name -> the full name it shortens ("Quivevin" for a later "Quivevin")
+    for sentence in sentences:
+        sentence = _LABEL.sub("", sentence)
+        short = re.match(r"^([A-Z][\w\-]+)(?='s\b|\b)", sentence)
+        if short and short.group(1) in full_names and not sentence.startswith(full_names[short.group(1)]):
+            sentence = full_names[short.group(1)] + sentence[short.end() :]
+        people = [name for _, _, name in names_in(sentence) if is_person(name)]
+        things = [name for _, _, name in names_in(sentence) if not is_person(name)]
+        out = sentence
+        person = last_person or first
+        thing = last_thing or first
+        if person and _PERSON_POSSESSIVE.match(sentence):
+            out = _PERSON_POSSESSIVE.sub(f"{person}'s", sentence, count=1)
+        elif person and _PERSON_PRONOUN.match(sentence):
+            out = _PERSON_PRONOUN.sub(person, sentence, count=1)
+            out = (
+                re.sub(rf"^{re.escape(person)} (are|were|have)\b", _singular, out)
+                if sentence.startswith("They")
+                else out
+            )
+        elif thing and _THING_POSSESSIVE.match(sentence):
+            out = _THING_POSSESSIVE.sub(f"{thing}'s", sentence, count=1)
+        elif thing and (_THING_PRONOUN.match(sentence) or _THING_PHRASE.match(sentence)):
+            out = (_THING_PRONOUN if _THING_PRONOUN.match(sentence) else _THING_PHRASE).sub(thing, sentence, count=1)
+        resolved.append(out)
+        full_names |= {person.split()[0]: person for person in people if person.split()[0] not in full_names}
+        first = first or (people + things or [None])[0]
+        last_person = people[-1] if people else last_person
+        last_thing = things[-1] if things else last_thing
+        # The subject a sentence opens with is the likeliest referent of the next pronoun.
+        opening = names_in(out)
+        if opening and opening[0][0] == 0:
+            if is_person(opening[0][2]):
+                last_person = opening[0][2]
+            else:
+                last_thing = opening[0][2]
+    return resolved
+
+
+def _singular(match: re.Match[str]) -> str:
+    verb = {"are": "is", "were": "was", "have": "has"}[match.group(1)]
+    return match.group(0)[: -len(match.group(1))] + verb
+
+
+def subject_of(sentence: str) -> str | None:
+    """The name a sentence opens with, if it opens with one."""
+    names = names_in(sentence)
+    return names[0][2] if names and names[0][0] <= 1 else None
+
+
+_PLACE_PREPOSITION = re.compile(r"\b(?:in|at|from|near|on|outside)\s+(?:the\s+)?$")
+
+
+def detail_questions(sentence: str) -> list[str]:
+    """Questions asking for each detail of ``sentence`` in place ("X was born in what year?")."""
+    subject = subject_of(sentence)
+    body = sentence.rstrip(" .!")
+    details: list[tuple[int, int, str]] = []
+    for match in _YEAR.finditer(body):
+        details.append((match.start(), match.end(), "year"))
+    for match in _NUMBER.finditer(body):
+        if not _YEAR.fullmatch(match.group()):
+            details.append((match.start(), match.end(), "number"))
+    for start, end, name in names_in(body):
+        if name != subject and not (subject and name in subject):
+            details.append((start, end, "person" if is_person(name) else "name"))
+    questions = []
+    for start, end, kind in sorted(details):
+        before, after = body[:start], body[end:]
+        if kind == "year":
+            before, asked = re.sub(r"\bin\s+$", "", before), "in what year"
+        elif kind == "number":
+            asked = "how many"
+        elif _PLACE_PREPOSITION.search(before):
+            before, asked = _PLACE_PREPOSITION.sub("", before), "where"
+        elif before.rstrip().endswith(" by"):
+            asked = "whom"
+        else:
+            asked = "who" if kind == "person" else "what"
+        question = (before + asked + after).strip()
+        questions.append(question[0].upper() + question[1:] + "?")
+    return questions
+
+
+def subjects(text: str) -> set[str]:
+    """The names a text's sentences are about (what a later text about the same entity shares)."""
+    return {name for sentence in resolve_sentences(split_sentences(text)) if (name := subject_of(sentence))}
+
+
+def about_questions(name: str) -> list[str]:
+    """What people ask about an entity in general."""
+    asked = [f"Tell me about {name}.", f"What do you know about {name}?"]
+    return [f"Who is {name}?", *asked] if is_person(name) else [f"What is {name}?", *asked]
+
+
+def document_items(document: Document, reading: Sequence[str] = DEFAULT_READING) -> list[TextOrChat]:
+    """The sequences a document is learned from: its text, its sentences (when there are
+    several), the user's QA pairs in chat form, and the ``reading`` forms (READING_FORMS)."""
+    unknown = sorted(set(reading) - set(READING_FORMS))
+    if unknown:
+        raise ValueError(f"unknown reading forms {unknown}; choose from {', '.join(READING_FORMS)}")
+    sentences = split_sentences(document.text)
+    items: list[TextOrChat] = [document.text, *(sentences if len(sentences) > 1 else [])]
+    items += [chat_pair(q, a) for q, a in document.qa]
+    resolved = resolve_sentences(sentences)
+    if "resolved" in reading:
+        items += resolved
+    if "about" in reading:
+        for name in dict.fromkeys(subject_of(s) for s in resolved if subject_of(s)):
+            said = " ".join(s for s in resolved if name in s)
+            items += [chat_pair(question, said) for question in about_questions(name)]
+    if "details" in reading:
+        for sentence in resolved:
+            items += [chat_pair(question, sentence) for question in detail_questions(sentence)]
+    return unique_items(items)

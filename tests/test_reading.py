@@ -1,0 +1,83 @@
+import pytest
+
+from sparse_memory.data.reading import (
+    READING_FORMS,
+    Document,
+    chat_pair,
+    detail_questions,
+    document_items,
+    names_in,
+    resolve_sentences,
+    split_sentences,
+)
+
+NOTE = (
+    "Quick note: Mira Osk grew up in Tellmark. She studied at the University of Ulvoock and joined "
+    "Quorvane Labs in 2011. The company employs 40 people. Her brother Teo Osk lives in Brisk."
+)
+
+
+def test_split_sentences_keeps_numbers():
+    assert split_sentences("It cost 3.5 million. Then it grew.") == ["It cost 3.5 million.", "Then it grew."]
+
+
+def test_names_skip_openers_and_possessives():
+    assert [name for _, _, name in names_in("After Mira Osk's move, the Quorvane Labs team grew.")] == [
+        "Mira Osk",
+        "Quorvane Labs",
+    ]
+    assert names_in("She said it was fine.") == []
+
+
+def test_pronouns_and_labels_are_replaced_by_the_names_they_stand_for():
+    resolved = resolve_sentences(split_sentences(NOTE))
+    assert resolved == [
+        "Mira Osk grew up in Tellmark.",
+        "Mira Osk studied at the University of Ulvoock and joined Quorvane Labs in 2011.",
+        "Quorvane Labs employs 40 people.",
+        "Mira Osk's brother Teo Osk lives in Brisk.",
+    ]
+
+
+def test_a_first_name_alone_stands_for_the_full_name_given_before():
+    sentences = ["About Quivevin Grellenzek.", "Quivevin plays the mandolin.", "Quivevin's sister is Ana Vel."]
+    assert resolve_sentences(sentences)[1:] == [
+        "Quivevin Grellenzek plays the mandolin.",
+        "Quivevin Grellenzek's sister is Ana Vel.",
+    ]
+
+
+def test_detail_questions_ask_for_each_detail_in_place():
+    questions = detail_questions("Mira Osk studied at the University of Ulvoock and joined Quorvane Labs in 2011.")
+    assert questions == [
+        "Mira Osk studied where and joined Quorvane Labs in 2011?",
+        "Mira Osk studied at the University of Ulvoock and joined what in 2011?",
+        "Mira Osk studied at the University of Ulvoock and joined Quorvane Labs in what year?",
+    ]
+    assert detail_questions("Quorvane Labs employs 40 people.") == ["Quorvane Labs employs how many people?"]
+    assert detail_questions("Brisk was founded by Ana Vel.") == ["Brisk was founded by whom?"]
+
+
+def test_document_items_hold_the_text_its_sentences_the_qa_and_the_reading_forms():
+    document = Document(NOTE, qa=[("Where did Mira Osk grow up?", "Tellmark")])
+    plain = document_items(document, reading=[])
+    assert plain == [NOTE, *split_sentences(NOTE), chat_pair("Where did Mira Osk grow up?", "Tellmark")]
+    items = document_items(document)
+    assert items[: len(plain)] == plain
+    chats = {item[0]["content"]: item[1]["content"] for item in items if not isinstance(item, str)}
+    assert chats["Mira Osk grew up where?"] == "Mira Osk grew up in Tellmark."
+    assert chats["Tell me about Mira Osk."].startswith("Mira Osk grew up in Tellmark. Mira Osk studied")
+    assert "What is Quorvane Labs?" in chats
+    assert "Quorvane Labs employs 40 people." in items
+    assert len(items) == len({str(item) for item in items})  # no repeats
+
+
+def test_unknown_reading_forms_are_refused_with_the_choices():
+    with pytest.raises(ValueError, match=", ".join(READING_FORMS)):
+        document_items(Document("Mira Osk lives in Brisk."), reading=["summaries"])
+
+
+@pytest.mark.parametrize(("text", "qa"), [("  ", []), ("fine", [("", "x")])])
+def test_bad_documents_are_refused(text, qa):
+    with pytest.raises(ValueError):
+        Document(text, qa=qa)
