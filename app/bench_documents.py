@@ -128,8 +128,8 @@ def _learn_stream(
         except UnknownUpdate:
             pairs = [{"question": q, "answer": a} for q, a in document.qa] if qa else None
             update = ledger.create_update([document_record(document.text, pairs)], options)
-            if update.id != update_id:
-                raise RuntimeError(f"{log.parent} holds another run's ledger: remove it and run again") from None
+        if update.id != update_id or update.documents[0]["text"] != document.text:
+            raise RuntimeError(f"{log.parent} holds another run's ledger: remove it and run again")
         if update.status in FINISHED:
             continue
         started = time.perf_counter()

@@ -1,0 +1,82 @@
+"""``bench documents`` on a tiny saved model: documents go through the worker's learn step, a
+stopped run goes on from the next document, and the report counts corrections apart."""
+
+import json
+
+import pytest
+
+from app import bench_documents
+from app.bench_documents import _answers, _learn_stream, run_name
+from model_store.checkpoint import load_checkpoint
+from model_store.ledger import Ledger
+from model_store.settings import ServiceSettings
+from sparse_memory.data.documents import user_documents
+from worker.learning import Learner
+
+
+def learner_for(tiny_checkpoint, data_dir):
+    settings = ServiceSettings(
+        memory_model=tiny_checkpoint,
+        data_dir=data_dir,
+        top_t=8,
+        reserve=1,
+        steps=2,
+        lr=50.0,
+        device="cpu",
+        probe_size=0,
+    )
+    ledger = Ledger(settings.ledger_url())
+    ledger.migrate()
+    _, model, tokenizer, stats = load_checkpoint(settings, log=lambda message: None)
+    return Learner(settings, ledger, model, tokenizer, stats), ledger, settings
+
+
+def test_a_stopped_stream_goes_on_from_the_next_document(tiny_checkpoint, tmp_path, monkeypatch):
+    stream = user_documents(4, seed=3)
+    learner, ledger, settings = learner_for(tiny_checkpoint, tmp_path)
+    options = settings.learning_defaults()
+    log = tmp_path / "seconds.json"
+    real_process, calls = Learner.process, []
+
+    def stop_at_the_third(self, update_id):
+        calls.append(update_id)
+        if update_id == 3:
+            raise KeyboardInterrupt
+        return real_process(self, update_id)
+
+    monkeypatch.setattr(Learner, "process", stop_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        _learn_stream(learner, ledger, stream, False, options, log)
+    monkeypatch.setattr(Learner, "process", real_process)
+    seconds = _learn_stream(learner, ledger, stream, False, options, log)
+    assert len(seconds) == len(json.loads(log.read_text())) == 4
+    assert [ledger.get(i).status for i in range(1, 5)] == ["applied"] * 4
+    assert ledger.get(1).options["reading"] == list(settings.reading)
+    with pytest.raises(RuntimeError, match="another run"):  # a ledger of other documents is refused
+        _learn_stream(learner, ledger, user_documents(5, seed=4), False, options, tmp_path / "other.json")
+
+
+def test_the_report_scores_current_facts_and_corrections_apart(tiny_checkpoint, tmp_path, monkeypatch):
+    stream = user_documents(30, seed=0)
+    corrections = [d for d in stream if d.supersedes]
+    assert corrections  # the stream exercises them
+    first = corrections[0]
+    earlier, relation = first.supersedes[0]
+    old = next(f.answer for f in stream[earlier].facts if f.relation == relation)
+    new = next(f.answer for f in first.facts if f.relation == relation)
+
+    def replies(model, tokenizer, questions, max_new_tokens):  # a model that knows only the older value
+        return [old] * len(questions)
+
+    monkeypatch.setattr(bench_documents, "ask", replies)
+    report = _answers(None, None, stream)
+    assert report["corrections"] >= len(corrections)
+    assert report["corrections_answered_older"] > 0
+    assert report["corrections_answered_newer"] == 0 or new in old
+    assert 0 <= report["answered"] <= 1 and report["questions"] > len(stream)
+    assert len(report["sample"]) <= bench_documents.SAMPLE_ANSWERS
+
+
+def test_run_names_say_what_differs():
+    assert run_name(50, False, ["resolved", "about"], {}, True) == "docs50_noqa_resolved+about"
+    assert run_name(10, True, [], {"lr": 3e4}, False) == "docs10_qa_plain_lr30000_spare_same_subject"
