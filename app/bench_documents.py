@@ -17,7 +17,6 @@ import json
 import time
 from pathlib import Path
 
-from sparse_memory.data.documents import UserDocument, corrected_facts, current_facts, user_documents
 from tqdm.auto import tqdm
 
 from app.schemas import GenerateRequest
@@ -25,6 +24,7 @@ from model_store.checkpoint import load_checkpoint
 from model_store.ledger import FINISHED, Ledger, UnknownUpdate
 from model_store.settings import ServiceSettings
 from sparse_memory.bench.forgetting import retention_set
+from sparse_memory.data.documents import UserDocument, corrected_facts, current_facts, user_documents
 from sparse_memory.data.reading import READING_FORMS
 from sparse_memory.data.wikipedia import articles
 from sparse_memory.evaluation import ask, heldout_nll, retention_replies
