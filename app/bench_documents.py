@@ -51,6 +51,8 @@ def bench_documents(
     reading: list[str] | None = None,
     lr: float | None = None,
     max_steps: int | None = None,
+    top_t: int | None = None,
+    reserve: int | None = None,
     results_dir: Path = Path("benchmarks/results"),
 ) -> dict:
     base_settings = ServiceSettings()
@@ -62,7 +64,8 @@ def bench_documents(
         if unknown:
             raise ValueError(f"unknown reading forms {unknown}; choose from {', '.join(READING_FORMS)}")
         options["reading"] = reading
-    given = {key: value for key, value in {"lr": lr, "steps": max_steps}.items() if value is not None}
+    asked = {"lr": lr, "steps": max_steps, "top_t": top_t, "reserve": reserve}
+    given = {key: value for key, value in asked.items() if value is not None}
     options |= given
     name = run_name(n_documents, qa, options["reading"], given, base_settings.rewrite_same_subject)
     run_dir = base_settings.data_dir.parent / "bench" / "documents" / name

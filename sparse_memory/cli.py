@@ -40,7 +40,7 @@ BENCH_OPTIONS = {
     "forgetting": ("facts", "methods", "sweep", "lr", "max_steps", "save_every_s"),
     "interference": ("facts",),
     "late": ("after", "facts", "methods", "lr", "max_steps"),
-    "documents": ("documents", "qa", "reading", "lr", "max_steps"),
+    "documents": ("documents", "qa", "reading", "lr", "max_steps", "top_t", "reserve"),
 }
 NOT_GIVEN = {
     "facts": None,
@@ -53,6 +53,8 @@ NOT_GIVEN = {
     "documents": None,
     "qa": False,
     "reading": None,
+    "top_t": None,
+    "reserve": None,
 }
 
 
@@ -136,6 +138,10 @@ def add_commands(commands) -> None:
         type=lambda text: [form for form in text.split(",") if form],
         default=None,
         help="comma-separated reading forms (resolved,about,details; empty for none); default: the service's",
+    )
+    documents.add_argument("--top-t", type=int, default=None, help="value rows each document may change")
+    documents.add_argument(
+        "--reserve", type=int, default=None, help="each document also reserves (reserve - 1) x top_t slots"
     )
     bench.set_defaults(run=_bench)
 
