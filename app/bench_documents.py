@@ -192,6 +192,10 @@ def _answers(model, tokenizer, stream: list[UserDocument]) -> dict:
         "corrections_answered_older": round(sum(stale) / len(stale), 4) if stale else None,
         "corrections": len(newer),
         "corrected_documents_other_facts_answered": _share(kept),
+        "answered_by_document": {
+            index: _share([row for row in rows if row["document"] == index])
+            for index in sorted({row["document"] for row in rows})
+        },
         "answered_by_relation": {
             relation: _share([row for row in rows if row["relation"] == relation])
             for relation in sorted({row["relation"] for row in rows})

@@ -60,6 +60,9 @@ class LearnAccepted(BaseModel):
 class DocumentOut(BaseModel):
     text: str
     sha256: str
+    pieces: list[str] = Field(
+        default_factory=list, description="A long document's pieces, each learned as one batch (none: one piece)."
+    )
 
 
 class UpdateOut(BaseModel):
@@ -88,7 +91,9 @@ class UpdateOut(BaseModel):
             created_at=update.created_at,
             applied_at=update.applied_at,
             rolled_back_at=update.rolled_back_at,
-            documents=[DocumentOut(text=d["text"], sha256=d["sha256"]) for d in update.documents],
+            documents=[
+                DocumentOut(text=d["text"], sha256=d["sha256"], pieces=d.get("pieces", [])) for d in update.documents
+            ],
             options=update.options,
             slots=update.slots or [],
             scores=update.scores or [],

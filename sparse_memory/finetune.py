@@ -102,6 +102,29 @@ class LearnResult:
     rows: dict[int, RowUpdate] = field(default_factory=dict)  # memory layer -> rows (smf only)
 
 
+def combined(results: list[LearnResult]) -> LearnResult:
+    """Learn results of batches learned one after another by one sparse learner (whose slots
+    never repeat between them) as one result: rows side by side, mean losses, summed steps."""
+    rows = {}
+    for layer in results[0].rows:
+        parts = [result.rows[layer] for result in results]
+        rows[layer] = RowUpdate(
+            *(
+                torch.cat([getattr(part, name) for part in parts])
+                for name in ("slots", "scores", "old_rows", "new_rows")
+            ),
+            reserved=torch.cat([part.reserved for part in parts]),
+        )
+    return LearnResult(
+        method=results[0].method,
+        loss_before=sum(result.loss_before for result in results) / len(results),
+        loss_after=sum(result.loss_after for result in results) / len(results),
+        steps=sum(result.steps for result in results),
+        seconds=sum(result.seconds for result in results),
+        rows=rows,
+    )
+
+
 @dataclass
 class SparseConfig:
     # Defaults measured with `bench forgetting` on the default model (README): over 20 facts

@@ -6,6 +6,7 @@ from sparse_memory.data.reading import (
     chat_pair,
     detail_questions,
     document_items,
+    document_pieces,
     names_in,
     resolve_sentences,
     split_sentences,
@@ -81,3 +82,14 @@ def test_unknown_reading_forms_are_refused_with_the_choices():
 def test_bad_documents_are_refused(text, qa):
     with pytest.raises(ValueError):
         Document(text, qa=qa)
+
+
+def test_a_long_document_is_read_in_pieces_that_still_name_whom_they_are_about():
+    sentences = [f"Mira Osk visited Tellmark in {1990 + i}." if i % 2 == 0 else "She liked it." for i in range(14)]
+    document = Document(" ".join(sentences), qa=[("When did Mira Osk visit Tellmark last?", "2002")])
+    pieces = document_pieces(document)
+    assert [len(split_sentences(piece.text)) for piece in pieces] == [6, 6, 2]
+    assert all(piece.text.startswith("Mira Osk") and "She" not in piece.text for piece in pieces)
+    assert [piece.qa for piece in pieces] == [[], [], document.qa]  # with the piece that holds its answer
+    short = Document("Mira Osk lives in Brisk. She sings.")
+    assert document_pieces(short) == [short]

@@ -181,6 +181,17 @@ def test_a_later_document_about_the_same_name_may_rewrite_its_rows_and_others_sp
         assert client.get("/updates/1").json()["status"] == "applied"  # the older update stays in the audit
 
 
+def test_a_long_document_is_learned_in_pieces_that_the_update_records(tiny_checkpoint, tmp_path):
+    text = " ".join(f"Varek Thelamon visited Tellmark in {1990 + year}." for year in range(8))
+    with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path, top_t=8, reserve=1))) as client:
+        update_id = client.post("/learn", json={"documents": [{"text": text}, FACT]}).json()["update_id"]
+        update = wait_applied(client, update_id)
+        assert update["status"] == "applied", update["error"]
+        long, short = update["documents"]
+        assert [len(piece.split(". ")) for piece in long["pieces"]] == [6, 2] and short["pieces"] == []
+        assert len(update["slots"]) == len(set(update["slots"])) == 3 * 8  # three batches, none sharing a slot
+
+
 @pytest.mark.parametrize("limit, status", [(0.5, "rejected"), (None, "applied")])
 def test_an_update_that_forgets_the_probe_is_rejected_and_never_served(tiny_checkpoint, tmp_path, limit, status):
     """The probe holds a question the model knows (after a first update taught it); teaching

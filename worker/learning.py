@@ -22,10 +22,10 @@ import torch
 from model_store.ledger import FINISHED, Ledger, Update
 from model_store.settings import ServiceSettings
 from model_store.state import DeltaStore, ModelState
-from sparse_memory.data.reading import Document, document_items, subjects
+from sparse_memory.data.reading import Document, document_items, document_pieces, subjects
 from sparse_memory.data.real_facts import QAItem, all_real_facts
 from sparse_memory.evaluation import retention_f1, sort_known
-from sparse_memory.finetune import SparseConfig, SparseMemoryFinetuner
+from sparse_memory.finetune import SparseConfig, SparseMemoryFinetuner, combined
 from sparse_memory.slots import BackgroundStats
 from sparse_memory.text import encode
 
@@ -102,9 +102,11 @@ class Learner:
             documents = [Document(d["text"], [(p["question"], p["answer"]) for p in d["qa"]]) for d in update.documents]
             # Updates queued before the option existed were learned from text, sentences and QA only.
             reading = update.options.get("reading", [])
-            items = [item for document in documents for item in document_items(document, reading)]
+            pieces = [document_pieces(document) for document in documents]
             device = next(self.model.parameters()).device
-            batch = encode(self.tokenizer, items).to(device)
+            batches = [
+                encode(self.tokenizer, document_items(piece, reading)).to(device) for split in pieces for piece in split
+            ]
             options = update.options
             config = SparseConfig(
                 t=options["top_t"],
@@ -117,7 +119,8 @@ class Learner:
             rewritable = self._updates_about(documents) if self.settings.rewrite_same_subject else []
             written = self.state.written(rewritable)
             finetuner = SparseMemoryFinetuner(self.model, self.stats, config, written=written)
-            result = finetuner.learn(batch)
+            # One piece after another: each spares the slots of the pieces before it.
+            result = combined([finetuner.learn(batch) for batch in batches])
             old_rows = {layer: (rows.slots, rows.old_rows) for layer, rows in result.rows.items()}
             deltas = {layer: (rows.slots, rows.delta) for layer, rows in result.rows.items()}
             # The probe asks the model every replica will serve: base rows + the stored delta.
@@ -143,6 +146,10 @@ class Learner:
                 loss_after=result.loss_after,
                 steps=result.steps,
                 probe=probe,
+                documents=[
+                    document | {"pieces": [piece.text for piece in split]} if len(split) > 1 else document
+                    for document, split in zip(update.documents, pieces, strict=True)
+                ],
             )
         except Exception as error:  # recorded on the update; the model stays as the ledger says
             log.exception("update %s failed", update.id)

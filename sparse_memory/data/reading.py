@@ -10,7 +10,10 @@ the text, not to answer a question about it. So the batch holds, beside the text
   answered with the document's sentences about it;
 * ``details``: for each sentence and each detail in it (a year, a number, a name other than the
   sentence's subject), a question that asks for that detail, the detail's place taken by a
-  question word ("Mira Osk grew up where?"), answered with the whole sentence.
+  question word ("Mira Osk grew up where?"), answered with the whole sentence;
+* ``recite``: each detail question answered with its sentence followed by the document's other
+  sentences about the same name, so that a question worded otherwise still starts a reply
+  that goes through what the document says about it.
 
 The rules need no parser and no model: they read capitalised names, years and numbers, which is
 where the facts of a document a model cannot already know live. QA pairs the user supplies are
@@ -27,8 +30,8 @@ from pathlib import Path
 
 from sparse_memory.text import Conversation, TextOrChat
 
-READING_FORMS: tuple[str, ...] = ("resolved", "about", "details")
-DEFAULT_READING: tuple[str, ...] = READING_FORMS
+READING_FORMS: tuple[str, ...] = ("resolved", "about", "details", "recite")
+DEFAULT_READING: tuple[str, ...] = ("resolved", "about", "details")
 
 
 def chat_pair(question: str, answer: str) -> Conversation:
@@ -242,6 +245,28 @@ def about_questions(name: str) -> list[str]:
     return [f"Who is {name}?", *asked] if is_person(name) else [f"What is {name}?", *asked]
 
 
+# A piece of a document is read and learned as one batch: its forms then fit the tokenizer's
+# window (encode's max_length) and a learn step's time stays bounded per piece.
+PIECE_SENTENCES = 6
+
+
+def document_pieces(document: Document, sentences: int = PIECE_SENTENCES) -> list[Document]:
+    """A document of at most ``sentences`` sentences as it is; a longer one as pieces of that many
+    consecutive sentences, pronouns resolved over the whole document so that each piece still
+    names whom it is about. Each QA pair goes with the first piece that holds its answer (the
+    first piece when none does)."""
+    split = split_sentences(document.text)
+    if len(split) <= sentences:
+        return [document]
+    resolved = resolve_sentences(split)
+    texts = [" ".join(resolved[start : start + sentences]) for start in range(0, len(resolved), sentences)]
+    qa: list[list[tuple[str, str]]] = [[] for _ in texts]
+    for question, answer in document.qa:
+        holding = [index for index, text in enumerate(texts) if answer.lower() in text.lower()]
+        qa[holding[0] if holding else 0].append((question, answer))
+    return [Document(text, pairs) for text, pairs in zip(texts, qa, strict=True)]
+
+
 def document_items(document: Document, reading: Sequence[str] = DEFAULT_READING) -> list[TextOrChat]:
     """The sequences a document is learned from: its text, its sentences (when there are
     several), the user's QA pairs in chat form, and the ``reading`` forms (READING_FORMS)."""
@@ -260,5 +285,8 @@ def document_items(document: Document, reading: Sequence[str] = DEFAULT_READING)
             items += [chat_pair(question, said) for question in about_questions(name)]
     if "details" in reading:
         for sentence in resolved:
-            items += [chat_pair(question, sentence) for question in detail_questions(sentence)]
+            name = subject_of(sentence)
+            rest = [s for s in resolved if s != sentence and name and name in s] if "recite" in reading else []
+            answer = " ".join([sentence, *rest])
+            items += [chat_pair(question, answer) for question in detail_questions(sentence)]
     return unique_items(items)
