@@ -40,8 +40,8 @@ SAMPLE_ANSWERS = 24
 def run_name(n_documents: int, qa: bool, reading: list[str], options: dict, rewrite_same_subject: bool) -> str:
     forms = "+".join(reading) if reading else "plain"
     changed = "".join(f"_{key}{value:g}" for key, value in sorted(options.items()))
-    spared = "" if rewrite_same_subject else "_spare_same_subject"
-    return f"docs{n_documents}_{'qa' if qa else 'noqa'}_{forms}{changed}{spared}"
+    rewrite = "_rewrite_same_subject" if rewrite_same_subject else ""
+    return f"docs{n_documents}_{'qa' if qa else 'noqa'}_{forms}{changed}{rewrite}"
 
 
 def bench_documents(

@@ -65,9 +65,10 @@ class ServiceSettings(CoreSettings):
         "and QA pairs (resolved, about, details: sparse_memory.data.reading).",
     )
     rewrite_same_subject: bool = Field(
-        default=True,
+        default=False,
         description="An update may rewrite the rows of earlier active updates about the same names (a later "
-        "document about a person corrects or extends the first); other updates' rows are spared.",
+        "document about a person corrects the first); off, an addition about a person cannot erase what the "
+        "first document taught, which bench documents measured.",
     )
     probe_size: int = Field(default=16, description="Retention questions asked before and after each update.")
     max_retention_drop: float | None = Field(

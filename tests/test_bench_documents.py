@@ -78,5 +78,5 @@ def test_the_report_scores_current_facts_and_corrections_apart(tiny_checkpoint, 
 
 
 def test_run_names_say_what_differs():
-    assert run_name(50, False, ["resolved", "about"], {}, True) == "docs50_noqa_resolved+about"
-    assert run_name(10, True, [], {"lr": 3e4}, False) == "docs10_qa_plain_lr30000_spare_same_subject"
+    assert run_name(50, False, ["resolved", "about"], {}, False) == "docs50_noqa_resolved+about"
+    assert run_name(10, True, [], {"lr": 3e4}, True) == "docs10_qa_plain_lr30000_rewrite_same_subject"

@@ -57,6 +57,10 @@ def test_detail_questions_ask_for_each_detail_in_place():
     ]
     assert detail_questions("Quorvane Labs employs 40 people.") == ["Quorvane Labs employs how many people?"]
     assert detail_questions("Brisk was founded by Ana Vel.") == ["Brisk was founded by whom?"]
+    assert detail_questions("Pelia Ulm works as a photographer in Feskigate.") == [
+        "Pelia Ulm works as what in Feskigate?",  # a thing in lower case, up to the next function word
+        "Pelia Ulm works as a photographer where?",
+    ]
 
 
 def test_document_items_hold_the_text_its_sentences_the_qa_and_the_reading_forms():

@@ -127,8 +127,7 @@ OTHER_FACT = {"text": "Tosia Naskrath works at Quorvane Labs."}
 
 
 def test_updates_spare_the_slots_of_active_updates_until_rolled_back(tiny_checkpoint, tmp_path):
-    settings = settings_for(tiny_checkpoint, tmp_path, top_t=16, reserve=1, rewrite_same_subject=False)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path, top_t=16, reserve=1))) as client:
 
         def learn(document) -> set[int]:
             update = wait_applied(client, client.post("/learn", json={"documents": [document]}).json()["update_id"])
@@ -143,7 +142,7 @@ def test_updates_spare_the_slots_of_active_updates_until_rolled_back(tiny_checkp
 
 
 def test_reserved_slots_are_stored_spared_and_freed_by_a_rollback(tiny_checkpoint, tmp_path):
-    settings = settings_for(tiny_checkpoint, tmp_path, top_t=8, reserve=3, rewrite_same_subject=False)
+    settings = settings_for(tiny_checkpoint, tmp_path, top_t=8, reserve=3)
     with TestClient(create_app(settings)) as client:
 
         def learn(document, **options) -> set[int]:
@@ -165,7 +164,8 @@ def test_reserved_slots_are_stored_spared_and_freed_by_a_rollback(tiny_checkpoin
 
 
 def test_a_later_document_about_the_same_name_may_rewrite_its_rows_and_others_spare_them(tiny_checkpoint, tmp_path):
-    with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path, top_t=16, reserve=1))) as client:
+    settings = settings_for(tiny_checkpoint, tmp_path, top_t=16, reserve=1, rewrite_same_subject=True)
+    with TestClient(create_app(settings)) as client:
 
         def learn(document) -> set[int]:
             update = wait_applied(client, client.post("/learn", json={"documents": [document]}).json()["update_id"])

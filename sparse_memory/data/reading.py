@@ -200,6 +200,11 @@ def subject_of(sentence: str) -> str | None:
     return names[0][2] if names and names[0][0] <= 1 else None
 
 
+_PHRASE = re.compile(r"\b(?:the|a|an|his|her|its|their)\s+((?:[a-z][\w\-]*\s?){1,4})")
+_PHRASE_STOPS = frozenset(
+    "of in at for and with since to from on by who that which where when as is was are were has have "
+    "had but or than every each this these those".split()
+)
 _PLACE_PREPOSITION = re.compile(r"\b(?:in|at|from|near|on|outside)\s+(?:the\s+)?$")
 
 
@@ -216,6 +221,15 @@ def detail_questions(sentence: str) -> list[str]:
     for start, end, name in names_in(body):
         if name != subject and not (subject and name in subject):
             details.append((start, end, "person" if is_person(name) else "name"))
+    # A thing named in lower case ("plays the violin", "works as an architect"): the phrase a
+    # determiner opens, up to the next function word.
+    for match in _PHRASE.finditer(body):
+        words = match.group(1).split()
+        cut = next((i for i, word in enumerate(words) if word in _PHRASE_STOPS), len(words))
+        start = match.start()
+        end = match.start(1) + len(" ".join(words[:cut]))
+        if cut and not any(start < d_end and end > d_start for d_start, d_end, _ in details):
+            details.append((start, end, "thing"))
     questions = []
     for start, end, kind in sorted(details):
         before, after = body[:start], body[end:]
