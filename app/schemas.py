@@ -43,7 +43,8 @@ class LearnOptions(BaseModel):
         default=None,
         description="Forms each document is read into besides its text, sentences and QA pairs: resolved "
         "(sentences with pronouns replaced by names), about (questions about each entity answered with its "
-        "sentences), details (a question for each detail of a sentence); [] for none.",
+        "sentences), details (a question for each detail of a sentence), recite (detail questions answered with the "
+        "sentence and then the others about its name); [] for none.",
     )
 
 

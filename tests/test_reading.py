@@ -17,6 +17,11 @@ NOTE = (
     "Quorvane Labs in 2011. The company employs 40 people. Her brother Teo Osk lives in Brisk."
 )
 
+NOTE_ABOUT_MIRA_AFTER_FIRST = (
+    "Mira Osk studied at the University of Ulvoock and joined Quorvane Labs in 2011. "
+    "Mira Osk's brother Teo Osk lives in Brisk."
+)
+
 
 def test_split_sentences_keeps_numbers():
     assert split_sentences("It cost 3.5 million. Then it grew.") == ["It cost 3.5 million.", "Then it grew."]
@@ -70,7 +75,10 @@ def test_document_items_hold_the_text_its_sentences_the_qa_and_the_reading_forms
     items = document_items(document)
     assert items[: len(plain)] == plain
     chats = {item[0]["content"]: item[1]["content"] for item in items if not isinstance(item, str)}
-    assert chats["Mira Osk grew up where?"] == "Mira Osk grew up in Tellmark."
+    # Each detail question is answered with its sentence, then the others about the same name.
+    assert chats["Mira Osk grew up where?"] == "Mira Osk grew up in Tellmark. " + NOTE_ABOUT_MIRA_AFTER_FIRST
+    no_recital = document_items(document, reading=["resolved", "about", "details"])
+    assert chat_pair("Mira Osk grew up where?", "Mira Osk grew up in Tellmark.") in no_recital
     assert chats["Tell me about Mira Osk."].startswith("Mira Osk grew up in Tellmark. Mira Osk studied")
     assert "What is Quorvane Labs?" in chats
     assert "Quorvane Labs employs 40 people." in items
