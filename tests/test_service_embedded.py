@@ -193,6 +193,28 @@ def test_a_long_document_is_learned_in_pieces_that_the_update_records(tiny_check
         assert len(update["slots"]) == len(set(update["slots"])) == 3 * 8  # three batches, none sharing a slot
 
 
+def test_a_piece_that_fails_leaves_nothing_of_the_update_behind(tiny_checkpoint, tmp_path, monkeypatch):
+    from sparse_memory.finetune import SparseMemoryFinetuner
+
+    real_learn, calls = SparseMemoryFinetuner.learn, []
+
+    def fail_on_the_second_piece(self, batch):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the second piece failed")
+        return real_learn(self, batch)
+
+    monkeypatch.setattr(SparseMemoryFinetuner, "learn", fail_on_the_second_piece)
+    text = " ".join(f"Varek Thelamon visited Tellmark in {1990 + year}." for year in range(8))
+    with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path, top_t=8, reserve=1))) as client:
+        service = client.app.state.service
+        learner = service.local_worker.learner
+        before = learner.state.state_hash()
+        update = wait_applied(client, client.post("/learn", json={"documents": [{"text": text}]}).json()["update_id"])
+        assert update["status"] == "failed" and "second piece" in update["error"]
+        assert learner.state.state_hash() == before and len(calls) == 2
+
+
 @pytest.mark.parametrize("limit, status", [(0.5, "rejected"), (None, "applied")])
 def test_an_update_that_forgets_the_probe_is_rejected_and_never_served(tiny_checkpoint, tmp_path, limit, status):
     """The probe holds a question the model knows (after a first update taught it); teaching

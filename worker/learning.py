@@ -97,7 +97,7 @@ class Learner:
         started = time.perf_counter()
         self.ledger.mark_running(update.id)
         self.state.catch_up(self.ledger)
-        old_rows = {}
+        old_rows, learned = {}, []
         try:
             documents = [Document(d["text"], [(p["question"], p["answer"]) for p in d["qa"]]) for d in update.documents]
             # Updates queued before the option existed were learned from text, sentences and QA only.
@@ -120,7 +120,9 @@ class Learner:
             written = self.state.written(rewritable)
             finetuner = SparseMemoryFinetuner(self.model, self.stats, config, written=written)
             # One piece after another: each spares the slots of the pieces before it.
-            result = combined([finetuner.learn(batch) for batch in batches])
+            for batch in batches:
+                learned.append(finetuner.learn(batch))
+            result = combined(learned)
             old_rows = {layer: (rows.slots, rows.old_rows) for layer, rows in result.rows.items()}
             deltas = {layer: (rows.slots, rows.delta) for layer, rows in result.rows.items()}
             # The probe asks the model every replica will serve: base rows + the stored delta.
@@ -153,6 +155,8 @@ class Learner:
             )
         except Exception as error:  # recorded on the update; the model stays as the ledger says
             log.exception("update %s failed", update.id)
+            for done in reversed(learned):  # pieces learned before the failure: nothing half-applied
+                self._write_rows({layer: (rows.slots, rows.old_rows) for layer, rows in done.rows.items()})
             self._write_rows(old_rows)
             return self.ledger.finish(update.id, "failed", error=f"{type(error).__name__}: {error}")
         if finished.status == "applied" and finished.model_version == self.state.version + 1 and probe is not None:
