@@ -50,7 +50,7 @@ test: $(STAMP) $(DATA_STAMP)
 	$(BIN)/pytest -q
 
 # The one test that loads the real 135M model (prepares it first if needed).
-test-slow: $(STAMP)
+test-slow: $(STAMP) $(DATA_STAMP)
 	$(BIN)/pytest -q -m slow
 
 lint: $(STAMP)

@@ -15,8 +15,8 @@ the text, not to answer a question about it. So the batch holds, beside the text
   sentences about the same name, so that a question worded otherwise still starts a reply
   that goes through what the document says about it.
 
-The rules need no parser and no model: they read capitalised names, years and numbers, which is
-where the facts of a document a model cannot already know live. QA pairs the user supplies are
+The rules need no parser and no model: they read capitalised names, years, numbers and the
+things a determiner opens ("the violin"), which is where the facts of a document live. QA pairs the user supplies are
 added in chat form as they are.
 """
 
@@ -150,7 +150,7 @@ def resolve_sentences(sentences: Sequence[str]) -> list[str]:
     most likely stands for: the last person named for he/she/they, the last other name for
     it/"the company", the document's first name where there is no better one."""
     resolved, last_person, last_thing, first = [], None, None, None
-    full_names: dict[str, str] = {}  # first name -> the full name it shortens ("Quivevin" for a later "Quivevin")
+    full_names: dict[str, str] = {}  # a first name alone -> the full name given before it
     for sentence in sentences:
         sentence = _LABEL.sub("", sentence)
         short = re.match(r"^([A-Z][\w\-]+)(?='s\b|\b)", sentence)
