@@ -49,7 +49,8 @@ test: $(STAMP) $(DATA_STAMP)
 	$(BIN)/ruff check sparse_memory model_store worker app migrations tests
 	$(BIN)/pytest -q
 
-# The one test that loads the real 135M model (prepares it first if needed).
+# The tests that load the real 135M model (prepared first if needed): the prepared model and
+# the README walk-through.
 test-slow: $(STAMP) $(DATA_STAMP)
 	$(BIN)/pytest -q -m slow
 
