@@ -27,7 +27,7 @@ from sparse_memory.bench.forgetting import retention_set
 from sparse_memory.data.documents import UserDocument, corrected_facts, current_facts, user_documents
 from sparse_memory.data.reading import READING_FORMS
 from sparse_memory.data.wikipedia import articles
-from sparse_memory.evaluation import ask, heldout_nll, retention_replies
+from sparse_memory.evaluation import ask, heldout_nll, retention_f1
 from sparse_memory.prepare import prepare
 from sparse_memory.scoring import answer_scores
 from worker.learning import Learner, document_record
@@ -107,9 +107,8 @@ def _baseline(model, tokenizer, retention, wiki, path: Path, quick: bool) -> dic
     key = f"retention{len(retention)}_wiki{len(wiki)}"
     cached = json.loads(path.read_text()) if path.is_file() else {}
     if key not in cached:
-        replies = retention_replies(model, tokenizer, retention)
         cached[key] = {
-            "retention_f1": sum(f1 for _, f1 in replies) / len(replies),
+            "retention_f1": retention_f1(model, tokenizer, retention),
             "nll": heldout_nll(model, tokenizer, wiki),
         }
         if not quick:
@@ -205,8 +204,7 @@ def _answers(model, tokenizer, stream: list[UserDocument]) -> dict:
 
 
 def _retention(model, tokenizer, retention, wiki, before: dict) -> dict:
-    replies = retention_replies(model, tokenizer, retention)
-    after = sum(f1 for _, f1 in replies) / len(replies)
+    after = retention_f1(model, tokenizer, retention)
     nll = heldout_nll(model, tokenizer, wiki)
     return {
         "retention_f1_before": before["retention_f1"],

@@ -156,8 +156,9 @@ def resolve_sentences(sentences: Sequence[str]) -> list[str]:
         short = re.match(r"^([A-Z][\w\-]+)(?='s\b|\b)", sentence)
         if short and short.group(1) in full_names and not sentence.startswith(full_names[short.group(1)]):
             sentence = full_names[short.group(1)] + sentence[short.end() :]
-        people = [name for _, _, name in names_in(sentence) if is_person(name)]
-        things = [name for _, _, name in names_in(sentence) if not is_person(name)]
+        names = [name for _, _, name in names_in(sentence)]
+        people = [name for name in names if is_person(name)]
+        things = [name for name in names if not is_person(name)]
         out = sentence
         person = last_person or first
         thing = last_thing or first
@@ -294,7 +295,7 @@ def document_items(document: Document, reading: Sequence[str] = DEFAULT_READING)
     if "resolved" in reading:
         items += resolved
     if "about" in reading:
-        for name in dict.fromkeys(subject_of(s) for s in resolved if subject_of(s)):
+        for name in dict.fromkeys(subject for s in resolved if (subject := subject_of(s))):
             said = " ".join(s for s in resolved if name in s)
             items += [chat_pair(question, said) for question in about_questions(name)]
     if "details" in reading:
