@@ -10,6 +10,8 @@ from sparse_memory.data.reading import (
     names_in,
     resolve_sentences,
     split_sentences,
+    subject_of,
+    subjects,
 )
 
 NOTE = (
@@ -51,6 +53,39 @@ def test_a_first_name_alone_stands_for_the_full_name_given_before():
         "Quivevin Grellenzek plays the mandolin.",
         "Quivevin Grellenzek's sister is Ana Vel.",
     ]
+
+
+def test_pronouns_anywhere_in_a_sentence_are_replaced():
+    sentences = [
+        "so Tarvik Osk moved to Brisk in 2019.",
+        "When not at work, he restores old clocks with his daughter.",
+        "Friends say her cooking is famous.",
+    ]
+    assert resolve_sentences(sentences) == [
+        "Tarvik Osk moved to Brisk in 2019.",  # the chat opener goes
+        "When not at work, Tarvik Osk restores old clocks with Tarvik Osk's daughter.",
+        "Friends say Tarvik Osk's cooking is famous.",
+    ]
+
+
+def test_a_name_in_a_label_is_whom_the_post_is_about():
+    text = "More about Velloby: the mayor runs it with a firm hand. The town has 900 inhabitants."
+    assert resolve_sentences(split_sentences(text)) == [
+        "The mayor runs Velloby with a firm hand.",
+        "Velloby has 900 inhabitants.",
+    ]
+    assert subjects(text) == {"Velloby"}
+    profile = "Ana Vel: a short profile. She plays the oboe."
+    assert resolve_sentences(split_sentences(profile))[1] == "Ana Vel plays the oboe."
+
+
+def test_a_name_ending_in_an_english_word_is_a_thing_not_a_person():
+    sentences = ["Tarvik Osk runs Quellan Materials.", "Founded in 1990, it is based in Brisk."]
+    assert resolve_sentences(sentences)[1] == "Founded in 1990, Quellan Materials is based in Brisk."
+    assert subject_of("Founded in 1990, Quellan Materials is based in Brisk.") == "Quellan Materials"
+    assert subject_of("Mayor Ana Vel runs Brisk.") == "Ana Vel"
+    # A text whose sentences open with no name is about every name it gives.
+    assert subjects("Just heard that Quellan Materials was founded in 1990.") == {"Quellan Materials"}
 
 
 def test_detail_questions_ask_for_each_detail_in_place():

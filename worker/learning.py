@@ -104,8 +104,16 @@ class Learner:
             reading = update.options.get("reading", [])
             pieces = [document_pieces(document) for document in documents]
             device = next(self.model.parameters()).device
+            # Updates queued before the option existed ranked rows at every content token.
+            rank_at = update.options.get("rank_at", "content")
             batches = [
-                encode(self.tokenizer, document_items(piece, reading)).to(device) for split in pieces for piece in split
+                encode(
+                    self.tokenizer,
+                    document_items(piece, reading),
+                    focus=sorted(subjects(piece.text)) if rank_at == "names" else (),
+                ).to(device)
+                for split in pieces
+                for piece in split
             ]
             options = update.options
             config = SparseConfig(

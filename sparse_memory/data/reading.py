@@ -4,8 +4,9 @@ People post prose (a note, a bio, a news paragraph), rarely with questions, and 
 it in other words, through the chat format. A model trained on the text alone learns to continue
 the text, not to answer a question about it. So the batch holds, beside the text as written:
 
-* ``resolved``: each sentence on its own, with a leading pronoun ("She", "Its", "The company")
-  replaced by the name it stands for, so that a sentence read alone still says whom it is about;
+* ``resolved``: each sentence on its own, chat openers ("so") and labels ("Update:") dropped,
+  and its pronouns ("she", "his", "its", "the company") replaced by the names they stand for, so
+  that a sentence read alone still says whom it is about;
 * ``about``: chat forms that ask about each entity in general ("Tell me about X.", "Who is X?"),
   answered with the document's sentences about it;
 * ``details``: for each sentence and each detail in it (a year, a number, a name other than the
@@ -27,10 +28,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from sparse_memory.text import Conversation, TextOrChat
 
 READING_FORMS: tuple[str, ...] = ("resolved", "about", "details", "recite")
+# Which tokens' memory reads rank the rows a document's update writes: every content token, or
+# the names the document is about, which every question about them repeats.
+RankAt = Literal["content", "names"]
 DEFAULT_READING: tuple[str, ...] = READING_FORMS
 
 
@@ -79,7 +84,7 @@ _NOT_NAMES = frozenset(
     update correction note news fyi hi hello hey quick just please welcome congratulations
     announcement reminder meanwhile however there here what who where which why how
     born founded based known located married formerly currently recently previously nowadays
-    mr mrs ms dr prof
+    mr mrs ms dr prof i'll i'm i've i'd we'll let's
     monday tuesday wednesday thursday friday saturday sunday january february march april may
     june july august september october november december""".split()
 )
@@ -128,77 +133,125 @@ def names_in(sentence: str) -> list[tuple[int, int, str]]:
 
 
 def is_person(name: str) -> bool:
-    """A name of two or more words that is no organisation's: the people of a document."""
-    return len(name.split()) >= 2 and not _ORGANISATION.search(name)
+    """A name of two or more words that is no organisation's or place's: the people of a document.
+    A name that ends in an English word ("Varnust Materials", "Ulminell Tower") names a thing."""
+    words = name.split()
+    return len(words) >= 2 and not _ORGANISATION.search(name) and words[-1].lower() not in common_words()
 
 
-_PERSON_PRONOUN = re.compile(r"^(?:He|She|They)\b")
-_PERSON_POSSESSIVE = re.compile(r"^(?:His|Her|Their)\b")
-_THING_PRONOUN = re.compile(r"^It\b")
-_THING_POSSESSIVE = re.compile(r"^Its\b")
-_THING_PHRASE = re.compile(
-    r"^The (?:company|firm|startup|business|group|studio|brand|town|city|village|place|band|shop|lab|team)\b"
+# What people open a chat message with before saying anything ("so", "btw").
+_OPENER = re.compile(r"^(?:so|btw|ok|okay|oh|well|anyway|and|but|also|fyi|hey|hi)\b,?\s+(?=[A-Z0-9])")
+# A label before a colon or dash ("Update:", "Something I forgot to mention about Mirrmere:",
+# "Dorek Fenngard: a short profile") says what a post is, or whom it is about, not a fact itself.
+_LABEL = re.compile(r"^([^:.!?]{1,80}?)(?::| -| –| —)\s+")
+_PERSON = re.compile(r"\b(?:[Hh]e|[Ss]he|him)\b")
+_PERSON_POSSESSIVE = re.compile(r"\b[Hh]is\b")
+_HER = re.compile(r"\b[Hh]er\b(\s+\w+|[^\w]|$)")
+_THEY = re.compile(r"^They\b")
+_THING = re.compile(
+    r"\b(?:[Ii]t|[Tt]he (?:company|firm|startup|business|group|studio|brand|town|city|village|place|band|shop|lab|team))\b"
+    r"(?!\s+(?:hall|centre|center|square|council|house|office|market|library|park|museum)\b)"
 )
+_THING_POSSESSIVE = re.compile(r"\b[Ii]ts\b")
 
 
-# A label before a colon ("Update:", "Quick note -") says what kind of post it is, not a fact.
-_LABEL = re.compile(r"^(?:[A-Za-z]+ ){0,3}[A-Za-z]+(?::| -| –| —)\s+")
+def _label(sentence: str) -> tuple[str, str]:
+    """A sentence's label (or "") and the sentence without it: a label goes when a sentence
+    follows it or when it is a name alone."""
+    match = _LABEL.match(sentence)
+    if not match:
+        return "", sentence
+    rest, label = sentence[match.end() :], match.group(1)
+    label_is_a_name = [name for _, _, name in names_in(label)] == [label.strip()]
+    if rest[:1].isupper() or rest[:1].isdigit() or label_is_a_name or len(label.split()) >= 3:
+        return label, rest
+    return "", sentence
+
+
+def _her(person: str):
+    """"her" before a noun is a possessive ("her sister"), elsewhere the person ("married her")."""
+
+    def replace(match: re.Match[str]) -> str:
+        following = match.group(1)
+        word = following.strip().lower()
+        possessive = word.isalpha() and word not in _PHRASE_STOPS and word not in {"and", "but", "so", "because"}
+        return (f"{person}'s" if possessive else person) + following
+
+    return replace
 
 
 def resolve_sentences(sentences: Sequence[str]) -> list[str]:
-    """Each sentence with a leading pronoun or "The company"-like phrase replaced by the name it
-    most likely stands for: the last person named for he/she/they, the last other name for
-    it/"the company", the document's first name where there is no better one."""
-    resolved, last_person, last_thing, first = [], None, None, None
+    """Each sentence with its pronouns and "the company"-like phrases replaced by the names they
+    most likely stand for: the last person named for he/she/his/her/they, the last other name for
+    it/its/"the company", the document's first name where there is no better one. Chat openers
+    ("so") and labels ("Update:") go; a name in a label counts as named."""
+    resolved, last_person, last_thing, first, named_people = [], None, None, None, []
     full_names: dict[str, str] = {}  # a first name alone -> the full name given before it
     for sentence in sentences:
-        sentence = _LABEL.sub("", sentence)
-        short = re.match(r"^([A-Z][\w\-]+)(?='s\b|\b)", sentence)
-        if short and short.group(1) in full_names and not sentence.startswith(full_names[short.group(1)]):
-            sentence = full_names[short.group(1)] + sentence[short.end() :]
+        sentence = _OPENER.sub("", sentence)
+        label, sentence = _label(sentence)
+        for short, full in full_names.items():  # a first name alone: "Brevelia landed a job"
+            rest_of_name = re.escape(full[len(short) :])
+            sentence = re.sub(rf"\b{re.escape(short)}\b(?!{rest_of_name})", full, sentence)
+        label_names = [name for _, _, name in names_in(label)]
         names = [name for _, _, name in names_in(sentence)]
-        people = [name for name in names if is_person(name)]
-        things = [name for name in names if not is_person(name)]
-        out = sentence
-        person = last_person or first
-        thing = last_thing or first
-        if person and _PERSON_POSSESSIVE.match(sentence):
-            out = _PERSON_POSSESSIVE.sub(f"{person}'s", sentence, count=1)
-        elif person and _PERSON_PRONOUN.match(sentence):
-            out = _PERSON_PRONOUN.sub(person, sentence, count=1)
-            out = (
-                re.sub(rf"^{re.escape(person)} (are|were|have)\b", _singular, out)
-                if sentence.startswith("They")
-                else out
-            )
-        elif thing and _THING_POSSESSIVE.match(sentence):
-            out = _THING_POSSESSIVE.sub(f"{thing}'s", sentence, count=1)
-        elif thing and (_THING_PRONOUN.match(sentence) or _THING_PHRASE.match(sentence)):
-            out = (_THING_PRONOUN if _THING_PRONOUN.match(sentence) else _THING_PHRASE).sub(thing, sentence, count=1)
-        resolved.append(out)
-        full_names |= {person.split()[0]: person for person in people if person.split()[0] not in full_names}
+        people = [name for name in label_names + names if is_person(name)]
+        things = [name for name in label_names + names if not is_person(name)]
         first = first or (people + things or [None])[0]
+        # A label names whom the sentence after it is about ("Dorek Fenngard: a short profile.").
+        person = (people[-1] if people and label_names else None) or last_person or first
+        # Without a thing named yet, "it" is likelier the other two-word name (a company the
+        # rules took for a person) than the person a sentence opened with.
+        other = next((name for name in reversed(named_people) if name != last_person), None)
+        thing = (things[-1] if things and label_names else None) or last_thing or other or first
+        out = sentence
+        if person:
+            out = _PERSON.sub(person, out)
+            out = _PERSON_POSSESSIVE.sub(f"{person}'s", out)
+            out = _HER.sub(_her(person), out)
+            if _THEY.match(out):
+                out = re.sub(r"^They (are|were|have)\b", lambda m: f"They {_singular(m)}", out)
+                out = _THEY.sub(person, out, count=1)
+        if thing:
+            out = _THING_POSSESSIVE.sub(f"{thing}'s", out)
+            out = _THING.sub(thing, out)
+        out = out[0].upper() + out[1:] if out else out
+        resolved.append(out)
+        full_names |= {
+            name.split()[0]: name for name in people + things if len(name.split()) > 1 and name.split()[0] not in full_names
+        }
+        # Names in the sentence as written, before any replacement, are the next pronouns' referents.
         last_person = people[-1] if people else last_person
         last_thing = things[-1] if things else last_thing
+        named_people += people
         # The subject a sentence opens with is the likeliest referent of the next pronoun.
-        opening = names_in(out)
-        if opening and opening[0][0] == 0:
-            if is_person(opening[0][2]):
-                last_person = opening[0][2]
+        opening = subject_of(out)
+        if opening:
+            if is_person(opening):
+                last_person = opening
             else:
-                last_thing = opening[0][2]
+                last_thing = opening
     return resolved
 
 
 def _singular(match: re.Match[str]) -> str:
-    verb = {"are": "is", "were": "was", "have": "has"}[match.group(1)]
-    return match.group(0)[: -len(match.group(1))] + verb
+    return {"are": "is", "were": "was", "have": "has"}[match.group(1)]
+
+
+# A short clause before a sentence's subject ("Founded in 1982, ", "When not working, ").
+_LEADING_CLAUSE = re.compile(r"^[^,]{1,40},\s+")
 
 
 def subject_of(sentence: str) -> str | None:
-    """The name a sentence opens with, if it opens with one."""
+    """The name a sentence opens with, or that follows a short leading clause, if any."""
     names = names_in(sentence)
-    return names[0][2] if names and names[0][0] <= 1 else None
+    if not names:
+        return None
+    clause = _LEADING_CLAUSE.match(sentence)
+    opening = clause.end() if clause and not names_in(clause.group()) else 0
+    # Titles before a name ("Mayor Dralor Keshanstone") open the sentence with it.
+    titles = re.match(r"(?:[A-Z][a-z]+\s+)*", sentence[opening:]).end()
+    return names[0][2] if names[0][0] <= opening + max(titles, 1) else None
 
 
 _PHRASE = re.compile(r"\b(?:the|a|an|his|her|its|their)\s+((?:[a-z][\w\-]*\s?){1,4})")
@@ -250,8 +303,15 @@ def detail_questions(sentence: str) -> list[str]:
 
 
 def subjects(text: str) -> set[str]:
-    """The names a text's sentences are about (what a later text about the same entity shares)."""
-    return {name for sentence in resolve_sentences(split_sentences(text)) if (name := subject_of(sentence))}
+    """The names a text is about (what a later text about the same entity shares): those its
+    sentences open with and those its labels name ("More about Mirrmere: ...")."""
+    sentences = split_sentences(text)
+    labelled = {name for sentence in sentences for _, _, name in names_in(_label(_OPENER.sub("", sentence))[0])}
+    resolved = resolve_sentences(sentences)
+    found = labelled | {name for sentence in resolved if (name := subject_of(sentence))}
+    # A text that opens no sentence with a name ("Just found out that X was founded in 2019.")
+    # is about every name it gives.
+    return found or {name for sentence in resolved for _, _, name in names_in(sentence)}
 
 
 def about_questions(name: str) -> list[str]:
@@ -295,7 +355,7 @@ def document_items(document: Document, reading: Sequence[str] = DEFAULT_READING)
     if "resolved" in reading:
         items += resolved
     if "about" in reading:
-        for name in dict.fromkeys(subject for s in resolved if (subject := subject_of(s))):
+        for name in sorted(subjects(document.text)):
             said = " ".join(s for s in resolved if name in s)
             items += [chat_pair(question, said) for question in about_questions(name)]
     if "details" in reading:
