@@ -84,7 +84,8 @@ def bench_documents(
     ledger.migrate()
     # The retention probe of each update is off: the benchmark measures retention itself, once.
     learner = Learner(settings, ledger, model, tokenizer, stats)
-    seconds = _learn_stream(learner, ledger, stream, qa, options, run_dir / "seconds.json")
+    seconds, right_after = _learn_stream(learner, ledger, stream, qa, options, run_dir / "progress.json")
+    asked_right_after = [contains for document in right_after for contains in document]
     learner.state.catch_up(ledger)
     result = {
         "documents": n_documents,
@@ -92,6 +93,7 @@ def bench_documents(
         "options": options,
         "rewrite_same_subject": settings.rewrite_same_subject,
         **_answers(learner.model, tokenizer, stream),
+        "answered_right_after": round(sum(asked_right_after) / max(len(asked_right_after), 1), 4),
         **_retention(learner.model, tokenizer, retention, wiki, before),
         "seconds_per_document": round(sum(seconds) / len(seconds), 1),
         "seconds_per_document_max": round(max(seconds), 1),
@@ -122,10 +124,13 @@ def _baseline(model, tokenizer, retention, wiki, path: Path, quick: bool) -> dic
 
 def _learn_stream(
     learner: Learner, ledger: Ledger, stream: list[UserDocument], qa: bool, options: dict, log: Path
-) -> list[float]:
+) -> tuple[list[float], list[list[bool]]]:
     """Each document as its own update, in order; update i + 1 is document i. Documents learned
-    by an earlier, stopped run of the same command are not learned again."""
-    seconds = json.loads(log.read_text()) if log.is_file() else []
+    by an earlier, stopped run of the same command are not learned again. Returns the seconds
+    each document took and, per document, which of its questions were answered right after it:
+    what the stream's end adds to that is interference."""
+    progress = json.loads(log.read_text()) if log.is_file() else {}
+    seconds, right_after = progress.get("seconds", []), progress.get("right_after", [])
     for document in tqdm(stream, desc="learn", unit="doc"):
         update_id = document.index + 1
         try:
@@ -140,12 +145,14 @@ def _learn_stream(
         started = time.perf_counter()
         finished = learner.process(update_id)
         seconds = seconds[: document.index] + [time.perf_counter() - started]
-        log.write_text(json.dumps(seconds))
+        rows = _ask_all(learner.model, learner.tokenizer, [(document, fact) for fact in document.facts])
+        right_after = right_after[: document.index] + [[row["contains"] for row in rows]]
+        log.write_text(json.dumps({"seconds": seconds, "right_after": right_after}))
         tqdm.write(
             f"document {document.index} ({document.kind}): {finished.status}, "
             f"{finished.steps} steps, {seconds[-1]:.0f} s"
         )
-    return seconds
+    return seconds, right_after
 
 
 def _ask_all(model, tokenizer, pairs) -> list[dict]:

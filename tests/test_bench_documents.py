@@ -35,7 +35,7 @@ def test_a_stopped_stream_goes_on_from_the_next_document(tiny_checkpoint, tmp_pa
     stream = user_documents(4, seed=3)
     learner, ledger, settings = learner_for(tiny_checkpoint, tmp_path)
     options = settings.learning_defaults()
-    log = tmp_path / "seconds.json"
+    log = tmp_path / "progress.json"
     real_process, calls = Learner.process, []
 
     def stop_at_the_third(self, update_id):
@@ -48,8 +48,10 @@ def test_a_stopped_stream_goes_on_from_the_next_document(tiny_checkpoint, tmp_pa
     with pytest.raises(KeyboardInterrupt):
         _learn_stream(learner, ledger, stream, False, options, log)
     monkeypatch.setattr(Learner, "process", real_process)
-    seconds = _learn_stream(learner, ledger, stream, False, options, log)
-    assert len(seconds) == len(json.loads(log.read_text())) == 4
+    seconds, right_after = _learn_stream(learner, ledger, stream, False, options, log)
+    assert len(seconds) == len(json.loads(log.read_text())["seconds"]) == 4
+    # each document's questions, asked right after it was learned, the first two's kept from the stopped run
+    assert [len(asked) for asked in right_after] == [sum(len(f.questions) for f in d.facts) for d in stream]
     assert [ledger.get(i).status for i in range(1, 5)] == ["applied"] * 4
     assert ledger.get(1).options["reading"] == list(settings.reading)
     with pytest.raises(RuntimeError, match="another run"):  # a ledger of other documents is refused
@@ -80,3 +82,4 @@ def test_the_report_scores_current_facts_and_corrections_apart(tiny_checkpoint, 
 def test_run_names_say_what_differs():
     assert run_name(50, False, ["resolved", "about"], {}, False) == "docs50_noqa_resolved+about"
     assert run_name(10, True, [], {"lr": 3e4}, True) == "docs10_qa_plain_lr30000_rewrite_same_subject"
+    assert run_name(10, False, ["about"], {"rank_at": "names"}, False) == "docs10_noqa_about_rank_at_names"

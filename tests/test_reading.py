@@ -3,6 +3,7 @@ import pytest
 from sparse_memory.data.reading import (
     READING_FORMS,
     Document,
+    asked_questions,
     chat_pair,
     detail_questions,
     document_items,
@@ -101,6 +102,21 @@ def test_detail_questions_ask_for_each_detail_in_place():
         "Pelia Ulm works as what in Feskigate?",  # a thing in lower case, up to the next function word
         "Pelia Ulm works as a photographer where?",
     ]
+
+
+def test_asked_questions_put_the_question_word_first_and_ask_for_the_subject_too():
+    assert asked_questions("Mira Osk studied at the University of Ulvoock.") == [
+        "Who studied at the University of Ulvoock?",
+        "Where did Mira Osk study?",
+    ]
+    assert asked_questions("Quorvane Labs employs 40 people.") == ["How many people does Quorvane Labs employ?"]
+    assert asked_questions("Teo Osk was born in 1990 and plays the oboe.") == ["When was Teo Osk born?"]
+    assert asked_questions("Teo Osk has played the double bass since school.") == [
+        "What has Teo Osk played since school?"
+    ]
+    assert asked_questions("Teo Osk stepped down at Quorvane Labs.")[1] == "Where did Teo Osk step down?"
+    assert asked_questions("Mira Osk's brother lives in Brisk.") == ["Where does Mira Osk's brother live?"]
+    assert asked_questions("Founded in 1990, it grew.") == []  # no subject opens it
 
 
 def test_document_items_hold_the_text_its_sentences_the_qa_and_the_reading_forms():

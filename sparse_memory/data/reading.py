@@ -32,7 +32,7 @@ from typing import Literal
 
 from sparse_memory.text import Conversation, TextOrChat
 
-READING_FORMS: tuple[str, ...] = ("resolved", "about", "details", "recite")
+READING_FORMS: tuple[str, ...] = ("resolved", "about", "details", "questions", "recite")
 # Which tokens' memory reads rank the rows a document's update writes: every content token, or
 # the names the document is about, which every question about them repeats.
 RankAt = Literal["content", "names"]
@@ -262,10 +262,9 @@ _PHRASE_STOPS = frozenset(
 _PLACE_PREPOSITION = re.compile(r"\b(?:in|at|from|near|on|outside)\s+(?:the\s+)?$")
 
 
-def detail_questions(sentence: str) -> list[str]:
-    """Questions asking for each detail of ``sentence`` in place ("X was born in what year?")."""
-    subject = subject_of(sentence)
-    body = sentence.rstrip(" .!")
+def _details(body: str, subject: str | None) -> list[tuple[int, int, str]]:
+    """The details of a sentence (without its end mark) as (start, end, kind), in order: years,
+    numbers, names other than the subject, and things a determiner opens in lower case."""
     details: list[tuple[int, int, str]] = []
     for match in _YEAR.finditer(body):
         details.append((match.start(), match.end(), "year"))
@@ -284,8 +283,14 @@ def detail_questions(sentence: str) -> list[str]:
         end = match.start(1) + len(" ".join(words[:cut]))
         if cut and not any(start < d_end and end > d_start for d_start, d_end, _ in details):
             details.append((start, end, "thing"))
+    return sorted(details)
+
+
+def detail_questions(sentence: str) -> list[str]:
+    """Questions asking for each detail of ``sentence`` in place ("X was born in what year?")."""
+    body = sentence.rstrip(" .!")
     questions = []
-    for start, end, kind in sorted(details):
+    for start, end, kind in _details(body, subject_of(sentence)):
         before, after = body[:start], body[end:]
         if kind == "year":
             before, asked = re.sub(r"\bin\s+$", "", before), "in what year"
@@ -299,6 +304,98 @@ def detail_questions(sentence: str) -> list[str]:
             asked = "who" if kind == "person" else "what"
         question = (before + asked + after).strip()
         questions.append(question[0].upper() + question[1:] + "?")
+    return questions
+
+
+_AUXILIARIES = frozenset("is was are were has have had".split())
+# Irregular past tenses people write about someone's life; regular ones are found by rule.
+_IRREGULAR_PAST = {
+    "grew": "grow", "left": "leave", "made": "make", "took": "take", "became": "become", "went": "go",
+    "came": "come", "ran": "run", "met": "meet", "built": "build", "won": "win", "wrote": "write",
+    "began": "begin", "bought": "buy", "sold": "sell", "taught": "teach", "led": "lead", "kept": "keep",
+    "spent": "spend", "lost": "lose", "got": "get", "gave": "give", "found": "find", "held": "hold",
+    "knew": "know", "drove": "drive", "flew": "fly", "sang": "sing", "wore": "wear", "chose": "choose",
+}  # fmt: skip
+
+
+def _verb(word: str) -> tuple[str, str] | None:
+    """A finite verb's auxiliary and base form ("studied" -> ("did", "study")), or None."""
+    words = common_words()
+    if word in _IRREGULAR_PAST:
+        return "did", _IRREGULAR_PAST[word]
+    if word.endswith("ed"):
+        doubled = len(word) > 4 and word[-3] == word[-4] and word[-3] not in "lsz"  # "stepped" -> "step"
+        stems = [word[:-3]] if doubled else []
+        stems += [word[:-3] + "y", word[:-2], word[:-1]] if word.endswith("ied") else [word[:-2], word[:-1]]
+        return next((("did", stem) for stem in stems if stem in words and len(stem) > 1), None)
+    if word.endswith("s") and not word.endswith("ss"):
+        stems = [word[:-3] + "y"] if word.endswith("ies") else []
+        stems += [word[:-2], word[:-1]] if word.endswith("es") else [word[:-1]]
+        return next((("does", stem) for stem in stems if stem in words and len(stem) > 1), None)
+    return None
+
+
+def _wh(kind: str, before: str, after: str) -> tuple[str, str, str]:
+    """The question word for a detail, and the text before and after it with what it replaces."""
+    if kind == "year":
+        return "When", re.sub(r"\b(?:in|since)\s+$", "", before), after
+    if kind == "number":
+        noun = re.match(r"\s+([a-z]+)\b", after)
+        return ("How many " + noun.group(1), before, after[noun.end() :]) if noun else ("What", before, after)
+    if _PLACE_PREPOSITION.search(before):
+        return "Where", _PLACE_PREPOSITION.sub("", before), after
+    return ("Who" if kind == "person" else "What"), before, after
+
+
+def asked_questions(sentence: str) -> list[str]:
+    """Each detail of a sentence that opens with its subject, asked as people ask: the question
+    word first ("Where did Mira Osk study?", "What has Dorek Fenngard played since school?"),
+    and the subject itself asked for where the sentence names something else ("Who leads
+    Quorvane Labs?")."""
+    subject = subject_of(sentence)
+    body = sentence.rstrip(" .!")
+    if not subject or not body.startswith(subject):
+        return []
+    # Only the first clause: "X plays the piano | and is keen on orienteering".
+    for joint in re.finditer(r",? and (\w+)", body):
+        following = joint.group(1)
+        if following[0].isupper() or following in _AUXILIARIES or following == "also" or _verb(following):
+            body = body[: joint.start()]
+            break
+    # The subject phrase runs to the first finite verb: "Mira Osk's brother | lives in Brisk".
+    verb = next(
+        (
+            match
+            for match in re.finditer(r"[a-z]+", body[len(subject) :])
+            if match.group() in _AUXILIARIES or _verb(match.group())
+        ),
+        None,
+    )
+    if verb is None:
+        return []
+    verb_start, verb_end = len(subject) + verb.start(), len(subject) + verb.end()
+    subject_phrase, word = body[:verb_start].strip(), verb.group()
+    details = [detail for detail in _details(body, subject) if detail[0] >= verb_end]
+    questions = []
+    if any(kind in ("person", "name") for _, _, kind in details) and subject_phrase == subject:
+        asked = "Who" if is_person(subject) else "What"
+        questions.append(f"{asked}{body[len(subject) :]}?")
+    for start, end, kind in details:
+        if body[end:].startswith("'"):  # a possessive's owner ("X is Y's spouse") is no detail to ask
+            continue
+        before, after = body[verb_end:start], body[end:].split(",")[0]
+        if kind == "thing":  # "a dry sense | of humour": the thing goes on through "of"
+            after = re.sub(r"^\s+of\s+(?:[a-z]+\s?){1,3}", " ", after)
+        else:
+            before = re.sub(r"\bthe\s+$", "", before)
+        wh, before, after = _wh(kind, before, after)
+        rest = re.sub(r"\s+", " ", f"{before} {after}").strip(" ,")
+        if word in _AUXILIARIES:
+            question = f"{wh} {word} {subject_phrase} {rest}"
+        else:
+            auxiliary, base = _verb(word)
+            question = f"{wh} {auxiliary} {subject_phrase} {base} {rest}"
+        questions.append(re.sub(r"\s+", " ", question).strip(" ,") + "?")
     return questions
 
 
@@ -364,4 +461,6 @@ def document_items(document: Document, reading: Sequence[str] = DEFAULT_READING)
             rest = [s for s in resolved if s != sentence and name and name in s] if "recite" in reading else []
             answer = " ".join([sentence, *rest])
             items += [chat_pair(question, answer) for question in detail_questions(sentence)]
+            if "questions" in reading:
+                items += [chat_pair(question, answer) for question in asked_questions(sentence)]
     return unique_items(items)
