@@ -71,9 +71,9 @@ class ServiceSettings(CoreSettings):
     )
     rewrite_same_subject: bool = Field(
         default=False,
-        description="An update may rewrite the rows of earlier active updates about the same names (a later "
-        "document about a person corrects the first); off, an addition about a person cannot erase what the "
-        "first document taught, which bench documents measured.",
+        description="An update may rewrite the rows of earlier active updates about a name its documents give, "
+        "and learns again, beside its own documents, what theirs said and it leaves standing (a text that says "
+        "something changed drops the earlier sentences giving a detail of the kind it gives).",
     )
     probe_size: int = Field(default=16, description="Retention questions asked before and after each update.")
     max_retention_drop: float | None = Field(

@@ -4,6 +4,7 @@ from sparse_memory.data.reading import (
     READING_FORMS,
     Document,
     asked_questions,
+    carried_sentences,
     chat_pair,
     detail_questions,
     document_items,
@@ -117,6 +118,18 @@ def test_asked_questions_put_the_question_word_first_and_ask_for_the_subject_too
     assert asked_questions("Teo Osk stepped down at Quorvane Labs.")[1] == "Where did Teo Osk step down?"
     assert asked_questions("Mira Osk's brother lives in Brisk.") == ["Where does Mira Osk's brother live?"]
     assert asked_questions("Founded in 1990, it grew.") == []  # no subject opens it
+
+
+def test_a_later_text_carries_what_it_leaves_standing_of_an_earlier_one():
+    earlier = "Mira Osk grew up in Tellmark. She plays the oboe. Her brother Teo Osk lives in Brisk."
+    assert carried_sentences(earlier, "Mira Osk also speaks Dutch.") == [
+        "Mira Osk grew up in Tellmark.",
+        "Mira Osk plays the oboe.",
+        "Mira Osk's brother Teo Osk lives in Brisk.",
+    ]
+    # A text that says something changed corrects the earlier sentences giving a detail of its kind.
+    assert carried_sentences(earlier, "Mira Osk has moved to Velloby.") == ["Mira Osk plays the oboe."]
+    assert carried_sentences(earlier, "Ana Vel moved to Velloby.") == []  # about someone else
 
 
 def test_document_items_hold_the_text_its_sentences_the_qa_and_the_reading_forms():

@@ -182,6 +182,33 @@ def test_a_later_document_about_the_same_name_may_rewrite_its_rows_and_others_sp
         assert client.get("/updates/1").json()["status"] == "applied"  # the older update stays in the audit
 
 
+def test_a_later_document_about_the_same_name_learns_again_what_it_leaves_standing(
+    tiny_checkpoint, tmp_path, monkeypatch
+):
+    from sparse_memory.finetune import SparseMemoryFinetuner
+
+    real_learn, learned_texts = SparseMemoryFinetuner.learn, []
+
+    def recording(self, batch):
+        learned_texts.append("\n".join(batch.texts))
+        return real_learn(self, batch)
+
+    monkeypatch.setattr(SparseMemoryFinetuner, "learn", recording)
+    settings = settings_for(tiny_checkpoint, tmp_path, top_t=16, reserve=1, rewrite_same_subject=True)
+    first = {"text": "Varek Thelamon was born in Ostrava. He plays the oboe."}
+    with TestClient(create_app(settings)) as client:
+        for document in (first, {"text": "Varek Thelamon also works at Quorvane Labs."}, {"text": "Varek Thelamon now lives in Brisk."}):
+            update = wait_applied(client, client.post("/learn", json={"documents": [document]}).json()["update_id"])
+            assert update["status"] == "applied", update["error"]
+    first_batch, addition, correction = learned_texts
+    assert "Varek Thelamon works at" not in first_batch
+    # The addition is learned beside the first document, so the rows it rewrites keep both.
+    assert "Varek Thelamon plays the oboe." in addition and "Varek Thelamon was born in Ostrava." in addition
+    # A move corrects where he lives; the earlier places ("born in Ostrava") go, the rest stays.
+    assert "Varek Thelamon was born in Ostrava." not in correction
+    assert "Varek Thelamon plays the oboe." in correction
+
+
 def test_a_long_document_is_learned_in_pieces_that_the_update_records(tiny_checkpoint, tmp_path):
     text = " ".join(f"Varek Thelamon visited Tellmark in {1990 + year}." for year in range(8))
     with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path, top_t=8, reserve=1))) as client:

@@ -22,7 +22,15 @@ import torch
 from model_store.ledger import FINISHED, Ledger, Update
 from model_store.settings import ServiceSettings
 from model_store.state import DeltaStore, ModelState
-from sparse_memory.data.reading import Document, document_items, document_pieces, subjects
+from sparse_memory.data.reading import (
+    Document,
+    carried_sentences,
+    document_items,
+    document_pieces,
+    shares_a_subject,
+    subjects,
+    unique_items,
+)
 from sparse_memory.data.real_facts import QAItem, all_real_facts
 from sparse_memory.evaluation import retention_f1, sort_known
 from sparse_memory.finetune import SparseConfig, SparseMemoryFinetuner, combined
@@ -106,14 +114,21 @@ class Learner:
             device = next(self.model.parameters()).device
             # Updates queued before the option existed ranked rows at every content token.
             rank_at = update.options.get("rank_at", "content")
+            rewritable = self._updates_about(documents) if self.settings.rewrite_same_subject else []
+            # What earlier documents about the same names said and these leave standing is learned
+            # again beside them (with the first piece): the rows they rewrite keep it.
+            carried = self._carried(rewritable, documents)
             batches = [
                 encode(
                     self.tokenizer,
-                    document_items(piece, reading),
+                    unique_items(
+                        document_items(piece, reading)
+                        + [item for kept in (carried if first else []) for item in document_items(kept, reading)]
+                    ),
                     focus=sorted(subjects(piece.text)) if rank_at == "names" else (),
                 ).to(device)
                 for split in pieces
-                for piece in split
+                for first, piece in zip([True] + [False] * (len(split) - 1), split, strict=True)
             ]
             options = update.options
             config = SparseConfig(
@@ -124,7 +139,6 @@ class Learner:
                 reserve=options.get("reserve", 1),  # updates queued before the option existed reserved none
             )
             probe_before = self._probe_score()
-            rewritable = self._updates_about(documents) if self.settings.rewrite_same_subject else []
             written = self.state.written(rewritable)
             finetuner = SparseMemoryFinetuner(self.model, self.stats, config, written=written)
             # One piece after another: each spares the slots of the pieces before it.
@@ -176,13 +190,25 @@ class Learner:
         return finished
 
     def _updates_about(self, documents: list[Document]) -> list[int]:
-        """Active updates whose documents are about a name these documents are about."""
-        names = set().union(*(subjects(document.text) for document in documents))
+        """Active updates whose documents are about a name these documents give."""
+        later = " ".join(document.text for document in documents)
         return [
             update_id
             for update_id in self.state.active
-            if any(names & subjects(d["text"]) for d in self.ledger.get(update_id).documents)
+            if any(shares_a_subject(d["text"], later) for d in self.ledger.get(update_id).documents)
         ]
+
+    def _carried(self, update_ids: list[int], documents: list[Document]) -> list[Document]:
+        """The earlier documents of ``update_ids``, each cut to the sentences ``documents`` leave
+        standing (reading's ``carried_sentences``), with their QA pairs."""
+        later = " ".join(document.text for document in documents)
+        carried = []
+        for update_id in update_ids:
+            for earlier in self.ledger.get(update_id).documents:
+                kept = carried_sentences(earlier["text"], later)
+                if kept:
+                    carried.append(Document(" ".join(kept), [(p["question"], p["answer"]) for p in earlier["qa"]]))
+        return carried
 
     @torch.no_grad()
     def _write_rows(self, rows_by_layer: dict) -> None:

@@ -399,13 +399,21 @@ def asked_questions(sentence: str) -> list[str]:
     return questions
 
 
+def shares_a_subject(earlier: str, later: str) -> bool:
+    """Whether a later text names a name an earlier one is about."""
+    return bool(subjects(earlier) & _named(later))
+
+
 def subjects(text: str) -> set[str]:
     """The names a text is about (what a later text about the same entity shares): those its
-    sentences open with and those its labels name ("More about Mirrmere: ...")."""
+    sentences open with, those two of its sentences name, and those its labels name ("More
+    about Mirrmere: ...")."""
     sentences = split_sentences(text)
     labelled = {name for sentence in sentences for _, _, name in names_in(_label(_OPENER.sub("", sentence))[0])}
     resolved = resolve_sentences(sentences)
-    found = labelled | {name for sentence in resolved if (name := subject_of(sentence))}
+    named = [{name for _, _, name in names_in(sentence)} for sentence in resolved]
+    recurring = {name for name in set().union(*named) if sum(name in names for names in named) >= 2}
+    found = labelled | recurring | {name for sentence in resolved if (name := subject_of(sentence))}
     # A text that opens no sentence with a name ("Just found out that X was founded in 2019.")
     # is about every name it gives.
     return found or {name for sentence in resolved for _, _, name in names_in(sentence)}
@@ -415,6 +423,49 @@ def about_questions(name: str) -> list[str]:
     """What people ask about an entity in general."""
     asked = [f"Tell me about {name}.", f"What do you know about {name}?"]
     return [f"Who is {name}?", *asked] if is_person(name) else [f"What is {name}?", *asked]
+
+
+# Words with which a later text says that something it states has changed.
+_CHANGE = re.compile(
+    r"\b(?:now|new|moved|changed|no longer|any ?more|instead|actually|correction|hired|left|switched|renamed|"
+    r"replac(?:ed|ing)|stepped down|(?:taken|took|takes) over|up from|down from|grown to|since)\b",
+    re.IGNORECASE,
+)
+
+
+_TOWARDS_PLACE = re.compile(r"\b(?:in|at|from|near|on|outside|to)\s+(?:the\s+)?$")
+
+
+def _detail_kinds(sentence: str, names: set[str]) -> set[str]:
+    """The kinds of detail a sentence gives about ``names`` (any name but those counts, its
+    subject too), a name after "in", "at", "from", "to" being a place."""
+    body = sentence.rstrip(" .!")
+    return {
+        "place" if kind == "name" and _TOWARDS_PLACE.search(body[:start]) else kind
+        for start, end, kind in _details(body, None)
+        if body[start:end] not in names
+    }
+
+
+def _named(text: str) -> set[str]:
+    """Every name a text gives."""
+    return {name for sentence in split_sentences(text) for _, _, name in names_in(sentence)}
+
+
+def carried_sentences(earlier: str, later: str) -> list[str]:
+    """The sentences of an earlier text about a name the later text is about, resolved, that the
+    later one leaves standing: learned again beside the later text, so that it adds to them
+    rather than erasing them. A later text that says something changed ("moved", "now", "no
+    longer") corrects the earlier sentences about the same names that give a detail of a kind it
+    gives too (a place for a place, a number for a number): those are left out."""
+    names = subjects(earlier) & _named(later)
+    about = [sentence for sentence in resolve_sentences(split_sentences(earlier)) if any(n in sentence for n in names)]
+    if not _CHANGE.search(later):
+        return about
+    changed = set().union(
+        *(_detail_kinds(s, names) for s in resolve_sentences(split_sentences(later)) if any(n in s for n in names))
+    )
+    return [sentence for sentence in about if not _detail_kinds(sentence, names) & changed]
 
 
 # A piece of a document is read and learned as one batch: its forms then fit the tokenizer's
