@@ -40,7 +40,8 @@ SAMPLE_ANSWERS = 24
 def run_name(n_documents: int, qa: bool, reading: list[str], options: dict, rewrite_same_subject: bool) -> str:
     forms = "+".join(reading) if reading else "plain"
     changed = "".join(
-        f"_{key}{value:g}" if isinstance(value, int | float) else f"_{key}_{value}" for key, value in sorted(options.items())
+        f"_{key}{value:g}" if isinstance(value, int | float) else f"_{key}_{value}"
+        for key, value in sorted(options.items())
     )
     rewrite = "_rewrite_same_subject" if rewrite_same_subject else ""
     return f"docs{n_documents}_{'qa' if qa else 'noqa'}_{forms}{changed}{rewrite}"
@@ -55,7 +56,6 @@ def bench_documents(
     max_steps: int | None = None,
     top_t: int | None = None,
     reserve: int | None = None,
-    rank_at: str | None = None,
     results_dir: Path = Path("benchmarks/results"),
 ) -> dict:
     base_settings = ServiceSettings()
@@ -67,7 +67,7 @@ def bench_documents(
         if unknown:
             raise ValueError(f"unknown reading forms {unknown}; choose from {', '.join(READING_FORMS)}")
         options["reading"] = reading
-    asked = {"lr": lr, "steps": max_steps, "top_t": top_t, "reserve": reserve, "rank_at": rank_at}
+    asked = {"lr": lr, "steps": max_steps, "top_t": top_t, "reserve": reserve}
     given = {key: value for key, value in asked.items() if value is not None}
     options |= given
     name = run_name(n_documents, qa, options["reading"], given, base_settings.rewrite_same_subject)

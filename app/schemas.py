@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from model_store.ledger import Update
-from sparse_memory.data.reading import READING_FORMS, RankAt
+from sparse_memory.data.reading import READING_FORMS
 
 ReadingForm = Literal[READING_FORMS]
 
@@ -45,11 +45,6 @@ class LearnOptions(BaseModel):
         "(sentences with pronouns replaced by names), about (questions about each entity answered with its "
         "sentences), details (a question for each detail of a sentence), recite (detail questions answered with the "
         "sentence and then the others about its name); [] for none.",
-    )
-    rank_at: RankAt | None = Field(
-        default=None,
-        description="Tokens whose memory reads rank the rows the update writes: content (every token of the "
-        "documents and their forms) or names (only the names the documents are about, where the text names any).",
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field
 
-from sparse_memory.data.reading import DEFAULT_READING, RankAt
+from sparse_memory.data.reading import DEFAULT_READING
 from sparse_memory.finetune import SparseConfig
 from sparse_memory.settings import PROJECT_ROOT, CoreSettings
 
@@ -64,11 +64,6 @@ class ServiceSettings(CoreSettings):
         description="Default of the update option: the forms a document is read into besides its text, sentences "
         "and QA pairs (resolved, about, details, recite: sparse_memory.data.reading).",
     )
-    rank_at: RankAt = Field(
-        default="content",
-        description="Default of the update option: the tokens whose memory reads rank the rows an update "
-        "writes: every content token, or only the names the documents are about (reading's subjects).",
-    )
     rewrite_same_subject: bool = Field(
         default=False,
         description="An update may rewrite the rows of earlier active updates about a name its documents give, "
@@ -93,7 +88,6 @@ class ServiceSettings(CoreSettings):
             "lr": self.lr,
             "reserve": self.reserve,
             "reading": list(self.reading),
-            "rank_at": self.rank_at,
         }
 
     def ledger_url(self) -> str:

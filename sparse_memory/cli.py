@@ -40,7 +40,7 @@ BENCH_OPTIONS = {
     "forgetting": ("facts", "methods", "sweep", "lr", "max_steps", "save_every_s"),
     "interference": ("facts",),
     "late": ("after", "facts", "methods", "lr", "max_steps"),
-    "documents": ("documents", "qa", "reading", "lr", "max_steps", "top_t", "reserve", "rank_at"),
+    "documents": ("documents", "qa", "reading", "lr", "max_steps", "top_t", "reserve"),
 }
 NOT_GIVEN = {
     "facts": None,
@@ -55,7 +55,6 @@ NOT_GIVEN = {
     "reading": None,
     "top_t": None,
     "reserve": None,
-    "rank_at": None,
 }
 
 
@@ -143,12 +142,6 @@ def add_commands(commands) -> None:
     documents.add_argument("--top-t", type=int, default=None, help="value rows each document may change")
     documents.add_argument(
         "--reserve", type=int, default=None, help="each document also reserves (reserve - 1) x top_t slots"
-    )
-    documents.add_argument(
-        "--rank-at",
-        choices=["content", "names"],
-        default=None,
-        help="tokens whose memory reads rank the rows: every content token, or the names documents are about",
     )
     bench.set_defaults(run=_bench)
 

@@ -20,9 +20,7 @@ from sparse_memory.text import encode, find_spans
 ANSWER_TOKENS = 24  # a short answer fits; a rambling one is cut anyway
 
 
-def ask(
-    model, tokenizer, questions: list[str], batch_size: int = 16, max_new_tokens: int = ANSWER_TOKENS
-) -> list[str]:
+def ask(model, tokenizer, questions: list[str], batch_size: int = 16, max_new_tokens: int = ANSWER_TOKENS) -> list[str]:
     """Greedy answers to questions asked through the chat template."""
     answers = []
     for start in tqdm(range(0, len(questions), batch_size), desc="ask", unit="batch", leave=False):

@@ -178,8 +178,7 @@ def select_slots(
     written_factor: float = 1.0,
     spare_template_reads: bool = False,
 ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-    """Memory layer -> (slots, scores) chosen for one batch; reads count at content tokens only,
-    or at the batch's ``rank_mask`` where it has one.
+    """Memory layer -> (slots, scores) chosen for one batch; reads count at content tokens only.
 
     ``written``: per layer, the slots earlier updates wrote (see ``rank_slots``).
     ``spare_template_reads``: never choose a slot that a chat-template token of the batch reads.
@@ -191,7 +190,7 @@ def select_slots(
     ranked = {}
     for layer, slots in model.memory_accesses(batch.input_ids, batch.attention_mask).items():
         excluded = access_counts(slots, n_slots, template) > 0 if spare_template_reads else None
-        counts = access_counts(slots, n_slots, batch.ranked_mask)
+        counts = access_counts(slots, n_slots, batch.content_mask)
         ranked[layer] = rank_slots(
             counts, t, ranking, stats, layer, generator, written.get(layer), written_factor, excluded
         )

@@ -28,19 +28,11 @@ class EncodedBatch:
     # (batch, seq) bool: the tokens the loss predicts; None: every content token. Content tokens
     # outside it are read (their slots count) but never learned (encode's ``unlearned``).
     loss_mask: torch.Tensor | None = None
-    # (batch, seq) bool: the tokens whose memory reads rank the slots to update; None: every
-    # content token (encode's ``focus``).
-    rank_mask: torch.Tensor | None = None
 
     @property
     def learned_mask(self) -> torch.Tensor:
         """The tokens a training loss predicts."""
         return self.content_mask if self.loss_mask is None else self.loss_mask
-
-    @property
-    def ranked_mask(self) -> torch.Tensor:
-        """The tokens whose memory reads rank the slots an update writes."""
-        return self.content_mask if self.rank_mask is None else self.rank_mask
 
     def to(self, device: torch.device | str) -> EncodedBatch:
         self.input_ids = self.input_ids.to(device)
@@ -50,8 +42,6 @@ class EncodedBatch:
             self.answer_mask = self.answer_mask.to(device)
         if self.loss_mask is not None:
             self.loss_mask = self.loss_mask.to(device)
-        if self.rank_mask is not None:
-            self.rank_mask = self.rank_mask.to(device)
         return self
 
     def select_rows(self, rows: Sequence[int]) -> EncodedBatch:
@@ -67,7 +57,6 @@ class EncodedBatch:
             content_spans=[self.content_spans[row] for row in rows],
             answer_mask=None if self.answer_mask is None else self.answer_mask[index, :width],
             loss_mask=None if self.loss_mask is None else self.loss_mask[index, :width],
-            rank_mask=None if self.rank_mask is None else self.rank_mask[index, :width],
         )
 
     def length_groups(self) -> list[EncodedBatch]:
@@ -127,18 +116,16 @@ def encode(
     max_length: int = 256,
     add_generation_prompt: bool = False,
     unlearned: Sequence[str] = (),
-    focus: Sequence[str] = (),
 ) -> EncodedBatch:
     """Tokenise plain texts and/or conversations into one right-padded batch.
 
     A conversation's system prompt is template, not content: only user and assistant
     message contents count as content. Tokens of the ``unlearned`` phrases (a fact's subject)
     stay content, so the slots they read still count, but a training loss never predicts them
-    (``EncodedBatch.loss_mask``). Where any of the ``focus`` phrases (the names a document is
-    about) occur, only their tokens' reads rank the slots to update (``EncodedBatch.rank_mask``).
+    (``EncodedBatch.loss_mask``).
     """
-    if any(not phrase for phrase in (*unlearned, *focus)):
-        raise ValueError("unlearned and focus phrases must not be empty")
+    if any(not phrase for phrase in unlearned):
+        raise ValueError("unlearned phrases must not be empty")
     texts, content_spans, answer_spans = [], [], []
     for item in items:
         if isinstance(item, str):
@@ -173,8 +160,4 @@ def encode(
     if unlearned:
         unlearned_spans = [[span for phrase in unlearned for span in find_spans(text, phrase)] for text in texts]
         batch.loss_mask = batch.content_mask & ~batch.mask_for_spans(unlearned_spans)
-    if focus:
-        focus_spans = [[span for phrase in focus for span in find_spans(text, phrase)] for text in texts]
-        rank_mask = batch.content_mask & batch.mask_for_spans(focus_spans)
-        batch.rank_mask = rank_mask if rank_mask.any() else None
     return batch

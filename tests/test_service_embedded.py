@@ -197,7 +197,11 @@ def test_a_later_document_about_the_same_name_learns_again_what_it_leaves_standi
     settings = settings_for(tiny_checkpoint, tmp_path, top_t=16, reserve=1, rewrite_same_subject=True)
     first = {"text": "Varek Thelamon was born in Ostrava. He plays the oboe."}
     with TestClient(create_app(settings)) as client:
-        for document in (first, {"text": "Varek Thelamon also works at Quorvane Labs."}, {"text": "Varek Thelamon now lives in Brisk."}):
+        for document in (
+            first,
+            {"text": "Varek Thelamon also works at Quorvane Labs."},
+            {"text": "Varek Thelamon now lives in Brisk."},
+        ):
             update = wait_applied(client, client.post("/learn", json={"documents": [document]}).json()["update_id"])
             assert update["status"] == "applied", update["error"]
     first_batch, addition, correction = learned_texts

@@ -82,17 +82,3 @@ def test_no_slot_a_chat_template_token_reads_is_chosen(tiny_llama, tiny_memory, 
     assert not template_slots & set(spared.tolist())
     # Content tokens read some of the same slots: the paper's ranking would have written them.
     assert template_slots & set(unspared.tolist())
-
-
-def test_with_a_focus_only_the_focused_tokens_reads_are_chosen(tiny_llama, tiny_memory, tokenizer):
-    from sparse_memory.slots import select_slots
-
-    model = retrofit(tiny_llama, tiny_memory)
-    texts = ["Varek Olm was born in Ostrava and plays the violin.", "Varek Olm works at Quorvane Labs."]
-    focused = encode(tokenizer, texts, focus=["Varek Olm"])
-    reads = model.memory_accesses(focused.input_ids, focused.attention_mask)[1]
-    name_slots = set(reads[focused.rank_mask].flatten().tolist())
-    chosen, _ = select_slots(model, focused, t=10_000, ranking="tf")[1]
-    assert set(chosen.tolist()) == name_slots - {-1}
-    everywhere, _ = select_slots(model, encode(tokenizer, texts), t=10_000, ranking="tf")[1]
-    assert len(everywhere) > len(chosen)  # the other words read slots of their own

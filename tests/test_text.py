@@ -61,25 +61,8 @@ def test_unlearned_phrases_stay_content_but_leave_the_loss(tokenizer):
     assert tokenizer.decode(batch.input_ids[1][unlearned[1]]) == " Varek OlmVarek Olm"
     group_sums = sum(int(group.loss_mask.sum()) for group in batch.length_groups())
     assert group_sums == int(batch.loss_mask.sum())  # sub-batches keep their rows of the mask
-    with pytest.raises(ValueError, match="unlearned and focus phrases must not be empty"):
+    with pytest.raises(ValueError, match="unlearned phrases must not be empty"):
         encode(tokenizer, ["Varek."], unlearned=[""])
-
-
-def test_focus_phrases_mark_the_tokens_that_rank_slots(tokenizer):
-    chat = [
-        {"role": "user", "content": "Who is Varek Olm?"},
-        {"role": "assistant", "content": "Varek Olm was born in Ostrava."},
-    ]
-    batch = encode(tokenizer, ["Varek Olm was born in Ostrava.", chat], focus=["Varek Olm"])
-    assert tokenizer.decode(batch.input_ids[0][batch.ranked_mask[0]]) == "Varek Olm"
-    # the name in the question, then in the answer; never the template around them
-    assert tokenizer.decode(batch.input_ids[1][batch.ranked_mask[1]]) == " Varek OlmVarek Olm"
-    assert batch.loss_mask is None  # focus changes which reads rank slots, not what is learned
-    # a batch that never names its focus ranks at every content token, as without one
-    unnamed = encode(tokenizer, ["It rained in Ostrava."], focus=["Varek Olm"])
-    assert unnamed.rank_mask is None and unnamed.ranked_mask.equal(unnamed.content_mask)
-    with pytest.raises(ValueError, match="unlearned and focus phrases must not be empty"):
-        encode(tokenizer, ["Varek."], focus=[""])
 
 
 def test_template_that_drops_content_is_an_error(tokenizer):

@@ -23,7 +23,7 @@ QUESTIONS = {
 
 @pytest.mark.slow
 def test_the_readme_walkthrough_is_answered_in_other_words(tmp_path):
-    assert f"learn \"{WALKTHROUGH}\"" in (PROJECT_ROOT / "README.md").read_text()
+    assert f'learn "{WALKTHROUGH}"' in (PROJECT_ROOT / "README.md").read_text()
     settings = ServiceSettings(data_dir=tmp_path, probe_size=0, database_url=None, redis_url=None)
     ledger = Ledger(settings.ledger_url())
     ledger.migrate()

@@ -28,7 +28,6 @@ from sparse_memory.data.reading import (
     document_items,
     document_pieces,
     shares_a_subject,
-    subjects,
     unique_items,
 )
 from sparse_memory.data.real_facts import QAItem, all_real_facts
@@ -112,24 +111,15 @@ class Learner:
             reading = update.options.get("reading", [])
             pieces = [document_pieces(document) for document in documents]
             device = next(self.model.parameters()).device
-            # Updates queued before the option existed ranked rows at every content token.
-            rank_at = update.options.get("rank_at", "content")
             rewritable = self._updates_about(documents) if self.settings.rewrite_same_subject else []
             # What earlier documents about the same names said and these leave standing is learned
-            # again beside them (with the first piece): the rows they rewrite keep it.
-            carried = self._carried(rewritable, documents)
-            batches = [
-                encode(
-                    self.tokenizer,
-                    unique_items(
-                        document_items(piece, reading)
-                        + [item for kept in (carried if first else []) for item in document_items(kept, reading)]
-                    ),
-                    focus=sorted(subjects(piece.text)) if rank_at == "names" else (),
-                ).to(device)
-                for split in pieces
-                for first, piece in zip([True] + [False] * (len(split) - 1), split, strict=True)
-            ]
+            # again beside them, in the first batch: the rows it rewrites keep it.
+            carried = [item for kept in self._carried(rewritable, documents) for item in document_items(kept, reading)]
+            batches = []
+            for piece in (piece for split in pieces for piece in split):
+                items = document_items(piece, reading)
+                items = items if batches else unique_items(items + carried)
+                batches.append(encode(self.tokenizer, items).to(device))
             options = update.options
             config = SparseConfig(
                 t=options["top_t"],

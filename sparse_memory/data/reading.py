@@ -28,14 +28,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Literal
 
 from sparse_memory.text import Conversation, TextOrChat
 
 READING_FORMS: tuple[str, ...] = ("resolved", "about", "details", "questions", "recite")
-# Which tokens' memory reads rank the rows a document's update writes: every content token, or
-# the names the document is about, which every question about them repeats.
-RankAt = Literal["content", "names"]
 DEFAULT_READING: tuple[str, ...] = READING_FORMS
 
 
@@ -149,7 +145,8 @@ _PERSON_POSSESSIVE = re.compile(r"\b[Hh]is\b")
 _HER = re.compile(r"\b[Hh]er\b(\s+\w+|[^\w]|$)")
 _THEY = re.compile(r"^They\b")
 _THING = re.compile(
-    r"\b(?:[Ii]t|[Tt]he (?:company|firm|startup|business|group|studio|brand|town|city|village|place|band|shop|lab|team))\b"
+    r"\b(?:[Ii]t|[Tt]he (?:company|firm|startup|business|group|studio|brand|town|city|village|place|band|shop|"
+    r"lab|team))\b"
     r"(?!\s+(?:hall|centre|center|square|council|house|office|market|library|park|museum)\b)"
 )
 _THING_POSSESSIVE = re.compile(r"\b[Ii]ts\b")
@@ -169,7 +166,7 @@ def _label(sentence: str) -> tuple[str, str]:
 
 
 def _her(person: str):
-    """"her" before a noun is a possessive ("her sister"), elsewhere the person ("married her")."""
+    """ "her" before a noun is a possessive ("her sister"), elsewhere the person ("married her")."""
 
     def replace(match: re.Match[str]) -> str:
         following = match.group(1)
@@ -218,7 +215,9 @@ def resolve_sentences(sentences: Sequence[str]) -> list[str]:
         out = out[0].upper() + out[1:] if out else out
         resolved.append(out)
         full_names |= {
-            name.split()[0]: name for name in people + things if len(name.split()) > 1 and name.split()[0] not in full_names
+            name.split()[0]: name
+            for name in people + things
+            if len(name.split()) > 1 and name.split()[0] not in full_names
         }
         # Names in the sentence as written, before any replacement, are the next pronouns' referents.
         last_person = people[-1] if people else last_person
