@@ -43,7 +43,8 @@ class LearnOptions(BaseModel):
         default=None,
         description="Forms each document is read into besides its text, sentences and QA pairs: resolved "
         "(sentences with pronouns replaced by names), about (questions about each entity answered with its "
-        "sentences), details (a question for each detail of a sentence), recite (detail questions answered with the "
+        "sentences), details (a question for each detail of a sentence, in place), questions (each detail asked with "
+        "the question word first, and the subject asked for), recite (detail questions answered with the "
         "sentence and then the others about its name); [] for none.",
     )
 

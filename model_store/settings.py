@@ -62,7 +62,7 @@ class ServiceSettings(CoreSettings):
     reading: list[str] = Field(
         default=list(DEFAULT_READING),
         description="Default of the update option: the forms a document is read into besides its text, sentences "
-        "and QA pairs (resolved, about, details, recite: sparse_memory.data.reading).",
+        "and QA pairs (resolved, about, details, questions, recite: sparse_memory.data.reading).",
     )
     rewrite_same_subject: bool = Field(
         default=False,

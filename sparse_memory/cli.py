@@ -137,7 +137,8 @@ def add_commands(commands) -> None:
         "--reading",
         type=lambda text: [form for form in text.split(",") if form],
         default=None,
-        help="comma-separated reading forms (resolved,about,details; empty for none); default: the service's",
+        help="comma-separated reading forms (resolved,about,details,questions,recite; empty for none); "
+        "default: the service's",
     )
     documents.add_argument("--top-t", type=int, default=None, help="value rows each document may change")
     documents.add_argument(
