@@ -56,11 +56,12 @@ def bench_documents(
     max_steps: int | None = None,
     top_t: int | None = None,
     reserve: int | None = None,
+    seed: int | None = None,
     results_dir: Path = Path("benchmarks/results"),
 ) -> dict:
     base_settings = ServiceSettings()
     n_documents = documents or (8 if quick else 50)
-    stream = user_documents(n_documents, seed=DOCUMENT_SEED)
+    stream = user_documents(n_documents, seed=DOCUMENT_SEED if seed is None else seed)
     options = base_settings.learning_defaults()
     if reading is not None:
         unknown = sorted(set(reading) - set(READING_FORMS))
@@ -71,6 +72,7 @@ def bench_documents(
     given = {key: value for key, value in asked.items() if value is not None}
     options |= given
     name = run_name(n_documents, qa, options["reading"], given, base_settings.rewrite_same_subject)
+    name += "" if seed is None else f"_seed{seed}"
     run_dir = base_settings.data_dir.parent / "bench" / "documents" / name
     settings = base_settings.model_copy(update={"data_dir": run_dir, "probe_size": 0, "database_url": None})
     prepare(settings)
@@ -89,6 +91,7 @@ def bench_documents(
     learner.state.catch_up(ledger)
     result = {
         "documents": n_documents,
+        "seed": DOCUMENT_SEED if seed is None else seed,
         "qa_supplied": qa,
         "options": options,
         "rewrite_same_subject": settings.rewrite_same_subject,
