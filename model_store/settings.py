@@ -39,13 +39,14 @@ class ServiceSettings(CoreSettings):
     memory_model: Path | None = Field(
         default=None, description="A saved memory model directory to serve; default: the prepared default model."
     )
-    # Learning defaults: what `bench forgetting` measured best on the default model.
-    top_t: int = Field(default=500, description="Value rows one update may change.")
+    # Learning defaults: what `bench documents` measured best for what users post (the fact
+    # benchmarks' learner, SparseConfig, keeps its own: t = 500, lr 1e4).
+    top_t: int = Field(default=2000, description="Value rows one update may change.")
     steps: int = Field(
         default=30,
         description="Sparse steps one update takes at most (it stops 5 steps after its answers come out right).",
     )
-    lr: float = Field(default=1e4, description="SGD learning rate of the value rows.")
+    lr: float = Field(default=3e4, description="SGD learning rate of the value rows.")
     written_factor: float = Field(
         default=SparseConfig.written_factor,
         ge=0.0,
