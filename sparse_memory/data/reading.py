@@ -153,8 +153,9 @@ _THING_POSSESSIVE = re.compile(r"\b[Ii]ts\b")
 
 
 def _label(sentence: str) -> tuple[str, str]:
-    """A sentence's label (or "") and the sentence without it: a label goes when a sentence
-    follows it or when it is a name alone."""
+    """A sentence's label (or "") and the sentence without it and without a chat opener: a
+    label goes when a sentence follows it or when it is a name alone."""
+    sentence = _OPENER.sub("", sentence)
     match = _LABEL.match(sentence)
     if not match:
         return "", sentence
@@ -185,7 +186,6 @@ def resolve_sentences(sentences: Sequence[str]) -> list[str]:
     resolved, last_person, last_thing, first, named_people = [], None, None, None, []
     full_names: dict[str, str] = {}  # a first name alone -> the full name given before it
     for sentence in sentences:
-        sentence = _OPENER.sub("", sentence)
         label, sentence = _label(sentence)
         for short, full in full_names.items():  # a first name alone: "Brevelia landed a job"
             rest_of_name = re.escape(full[len(short) :])
@@ -258,7 +258,8 @@ _PHRASE_STOPS = frozenset(
     "of in at for and with since to from on by who that which where when as is was are were has have "
     "had but or than every each this these those".split()
 )
-_PLACE_PREPOSITION = re.compile(r"\b(?:in|at|from|near|on|outside)\s+(?:the\s+)?$")
+_PLACES = "in|at|from|near|on|outside"
+_PLACE_PREPOSITION = re.compile(rf"\b(?:{_PLACES})\s+(?:the\s+)?$")
 
 
 def _details(body: str, subject: str | None) -> list[tuple[int, int, str]]:
@@ -408,7 +409,7 @@ def subjects(text: str) -> set[str]:
     sentences open with, those two of its sentences name, and those its labels name ("More
     about Mirrmere: ...")."""
     sentences = split_sentences(text)
-    labelled = {name for sentence in sentences for _, _, name in names_in(_label(_OPENER.sub("", sentence))[0])}
+    labelled = {name for sentence in sentences for _, _, name in names_in(_label(sentence)[0])}
     resolved = resolve_sentences(sentences)
     named = [{name for _, _, name in names_in(sentence)} for sentence in resolved]
     recurring = {name for name in set().union(*named) if sum(name in names for names in named) >= 2}
@@ -432,7 +433,7 @@ _CHANGE = re.compile(
 )
 
 
-_TOWARDS_PLACE = re.compile(r"\b(?:in|at|from|near|on|outside|to)\s+(?:the\s+)?$")
+_TOWARDS_PLACE = re.compile(rf"\b(?:{_PLACES}|to)\s+(?:the\s+)?$")
 
 
 def _detail_kinds(sentence: str, names: set[str]) -> set[str]:
