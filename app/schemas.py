@@ -44,8 +44,8 @@ class LearnOptions(BaseModel):
         description="Forms each document is read into besides its text, sentences and QA pairs: resolved "
         "(sentences with pronouns replaced by names), about (questions about each entity answered with its "
         "sentences), details (a question for each detail of a sentence, in place), questions (each detail asked with "
-        "the question word first, and the subject asked for), recite (detail questions answered with the "
-        "sentence and then the others about its name); [] for none.",
+        "the question word first, and the subject asked for), recite (every question about a name answered with "
+        "one recital of its sentences, those that open with it first); [] for none.",
     )
 
 

@@ -10,6 +10,7 @@ from sparse_memory.data.reading import (
     document_items,
     document_pieces,
     names_in,
+    recital,
     resolve_sentences,
     split_sentences,
     subject_of,
@@ -19,6 +20,11 @@ from sparse_memory.data.reading import (
 NOTE = (
     "Quick note: Mira Osk grew up in Tellmark. She studied at the University of Ulvoock and joined "
     "Quorvane Labs in 2011. The company employs 40 people. Her brother Teo Osk lives in Brisk."
+)
+
+BIO = (
+    "Dorek Fenngard: a short profile. When not working, she loves cave diving. She is married to "
+    "Haladen Dravquist. Dorek has played the double bass since school."
 )
 
 NOTE_ABOUT_MIRA_AFTER_FIRST = (
@@ -139,14 +145,27 @@ def test_document_items_hold_the_text_its_sentences_the_qa_and_the_reading_forms
     items = document_items(document)
     assert items[: len(plain)] == plain
     chats = {item[0]["content"]: item[1]["content"] for item in items if not isinstance(item, str)}
-    # Each detail question is answered with its sentence, then the others about the same name.
-    assert chats["Mira Osk grew up where?"] == "Mira Osk grew up in Tellmark. " + NOTE_ABOUT_MIRA_AFTER_FIRST
+    # Every question about a name is answered with the same recital of its sentences.
+    recital = "Mira Osk grew up in Tellmark. " + NOTE_ABOUT_MIRA_AFTER_FIRST
+    assert chats["Mira Osk grew up where?"] == recital
+    assert chats["Where did Mira Osk study?"] == recital
+    assert chats["Tell me about Mira Osk."] == recital
+    assert chats["How many people does Quorvane Labs employ?"] == (
+        "Quorvane Labs employs 40 people. Mira Osk studied at the University of Ulvoock and joined Quorvane Labs in 2011."
+    )
     no_recital = document_items(document, reading=["resolved", "about", "details"])
     assert chat_pair("Mira Osk grew up where?", "Mira Osk grew up in Tellmark.") in no_recital
-    assert chats["Tell me about Mira Osk."].startswith("Mira Osk grew up in Tellmark. Mira Osk studied")
     assert "What is Quorvane Labs?" in chats
     assert "Quorvane Labs employs 40 people." in items
     assert len(items) == len({str(item) for item in items})  # no repeats
+
+
+def test_a_recital_puts_the_sentences_that_open_with_the_name_first():
+    resolved = resolve_sentences(split_sentences(BIO))
+    assert recital("Dorek Fenngard", resolved) == (
+        "Dorek Fenngard is married to Haladen Dravquist. Dorek Fenngard has played the double bass since school. "
+        "When not working, Dorek Fenngard loves cave diving."
+    )
 
 
 def test_unknown_reading_forms_are_refused_with_the_choices():

@@ -8,13 +8,17 @@ the text, not to answer a question about it. So the batch holds, beside the text
   and its pronouns ("she", "his", "its", "the company") replaced by the names they stand for, so
   that a sentence read alone still says whom it is about;
 * ``about``: chat forms that ask about each entity in general ("Tell me about X.", "Who is X?"),
-  answered with the document's sentences about it;
+  answered with the document's sentences about it, those that open with its name first;
 * ``details``: for each sentence and each detail in it (a year, a number, a name other than the
   sentence's subject), a question that asks for that detail, the detail's place taken by a
   question word ("Mira Osk grew up where?"), answered with the whole sentence;
-* ``recite``: each detail question answered with its sentence followed by the document's other
-  sentences about the same name, so that a question worded otherwise still starts a reply
-  that goes through what the document says about it.
+* ``questions``: each detail asked as people ask, the question word first ("Where did Mira Osk
+  grow up?"), and the subject asked for ("Who grew up in Tellmark?");
+* ``recite``: every question about a name (``about``, ``details``, ``questions``) answered with
+  the same recital of the document's sentences about it, those that open with the name first.
+  A reply that starts with the name then has one way to go on, whatever the question's wording,
+  and goes through what the document says; answers that each put another sentence first teach
+  several ways to go on after the name, and a question worded otherwise takes the model's own.
 
 The rules need no parser and no model: they read capitalised names, years, numbers and the
 things a determiner opens ("the violin"), which is where the facts of a document live. QA pairs the user supplies are
@@ -504,14 +508,19 @@ def document_items(document: Document, reading: Sequence[str] = DEFAULT_READING)
         items += resolved
     if "about" in reading:
         for name in sorted(subjects(document.text)):
-            said = " ".join(s for s in resolved if name in s)
-            items += [chat_pair(question, said) for question in about_questions(name)]
+            items += [chat_pair(question, recital(name, resolved)) for question in about_questions(name)]
     if "details" in reading:
         for sentence in resolved:
             name = subject_of(sentence)
-            rest = [s for s in resolved if s != sentence and name and name in s] if "recite" in reading else []
-            answer = " ".join([sentence, *rest])
+            answer = recital(name, resolved) if name and "recite" in reading else sentence
             items += [chat_pair(question, answer) for question in detail_questions(sentence)]
             if "questions" in reading:
                 items += [chat_pair(question, answer) for question in asked_questions(sentence)]
     return unique_items(items)
+
+
+def recital(name: str, resolved: Sequence[str]) -> str:
+    """The sentences that name ``name``, those that open with it first, in the document's order."""
+    naming = [sentence for sentence in resolved if name in sentence]
+    opening = [sentence for sentence in naming if sentence.startswith(name)]
+    return " ".join(opening + [sentence for sentence in naming if not sentence.startswith(name)])
