@@ -151,7 +151,8 @@ def test_document_items_hold_the_text_its_sentences_the_qa_and_the_reading_forms
     assert chats["Where did Mira Osk study?"] == recital
     assert chats["Tell me about Mira Osk."] == recital
     assert chats["How many people does Quorvane Labs employ?"] == (
-        "Quorvane Labs employs 40 people. Mira Osk studied at the University of Ulvoock and joined Quorvane Labs in 2011."
+        "Quorvane Labs employs 40 people. "
+        "Mira Osk studied at the University of Ulvoock and joined Quorvane Labs in 2011."
     )
     no_recital = document_items(document, reading=["resolved", "about", "details"])
     assert chat_pair("Mira Osk grew up where?", "Mira Osk grew up in Tellmark.") in no_recital
