@@ -61,7 +61,8 @@ def bench_documents(
 ) -> dict:
     base_settings = ServiceSettings()
     n_documents = documents or (8 if quick else 50)
-    stream = user_documents(n_documents, seed=DOCUMENT_SEED if seed is None else seed)
+    stream_seed = DOCUMENT_SEED if seed is None else seed
+    stream = user_documents(n_documents, seed=stream_seed)
     options = base_settings.learning_defaults()
     if reading is not None:
         unknown = sorted(set(reading) - set(READING_FORMS))
@@ -91,7 +92,7 @@ def bench_documents(
     learner.state.catch_up(ledger)
     result = {
         "documents": n_documents,
-        "seed": DOCUMENT_SEED if seed is None else seed,
+        "seed": stream_seed,
         "qa_supplied": qa,
         "options": options,
         "rewrite_same_subject": settings.rewrite_same_subject,

@@ -44,6 +44,11 @@ def document_record(text: str, qa: list[dict] | None = None) -> dict:
     return {"text": text, "sha256": hashlib.sha256(text.encode()).hexdigest(), "qa": qa or []}
 
 
+def qa_pairs(record: dict) -> list[tuple[str, str]]:
+    """A stored document's QA pairs as (question, answer)."""
+    return [(pair["question"], pair["answer"]) for pair in record["qa"]]
+
+
 def probe_set(model, tokenizer, data_dir: Path, size: int) -> list[QAItem]:
     """A small fixed set of real facts the base model answers right, chosen once per instance."""
     path = data_dir / PROBE_FILE
@@ -106,7 +111,7 @@ class Learner:
         self.state.catch_up(self.ledger)
         old_rows, learned = {}, []
         try:
-            documents = [Document(d["text"], [(p["question"], p["answer"]) for p in d["qa"]]) for d in update.documents]
+            documents = [Document(d["text"], qa_pairs(d)) for d in update.documents]
             # Updates queued before the option existed were learned from text, sentences and QA only.
             reading = update.options.get("reading", [])
             pieces = [document_pieces(document) for document in documents]
@@ -197,7 +202,7 @@ class Learner:
             for earlier in self.ledger.get(update_id).documents:
                 kept = carried_sentences(earlier["text"], later)
                 if kept:
-                    carried.append(Document(" ".join(kept), [(p["question"], p["answer"]) for p in earlier["qa"]]))
+                    carried.append(Document(" ".join(kept), qa_pairs(earlier)))
         return carried
 
     @torch.no_grad()

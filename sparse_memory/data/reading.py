@@ -508,7 +508,8 @@ def document_items(document: Document, reading: Sequence[str] = DEFAULT_READING)
         items += resolved
     if "about" in reading:
         for name in sorted(subjects(document.text)):
-            items += [chat_pair(question, recital(name, resolved)) for question in about_questions(name)]
+            said = recital(name, resolved)
+            items += [chat_pair(question, said) for question in about_questions(name)]
     if "details" in reading:
         for sentence in resolved:
             name = subject_of(sentence)
