@@ -56,6 +56,7 @@ def bench_documents(
     max_steps: int | None = None,
     top_t: int | None = None,
     reserve: int | None = None,
+    answer_start_weight: float | None = None,
     seed: int | None = None,
     results_dir: Path = Path("benchmarks/results"),
 ) -> dict:
@@ -69,7 +70,13 @@ def bench_documents(
         if unknown:
             raise ValueError(f"unknown reading forms {unknown}; choose from {', '.join(READING_FORMS)}")
         options["reading"] = reading
-    asked = {"lr": lr, "steps": max_steps, "top_t": top_t, "reserve": reserve}
+    asked = {
+        "lr": lr,
+        "steps": max_steps,
+        "top_t": top_t,
+        "reserve": reserve,
+        "answer_start_weight": answer_start_weight,
+    }
     given = {key: value for key, value in asked.items() if value is not None}
     options |= given
     name = run_name(n_documents, qa, options["reading"], given, base_settings.rewrite_same_subject)

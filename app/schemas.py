@@ -39,6 +39,13 @@ class LearnOptions(BaseModel):
         le=64,
         description="Also reserve the next (reserve - 1) x top_t best-ranked slots, which later updates spare.",
     )
+    answer_start_weight: float | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="The loss of the first token of each trained answer counts this many times: a reply that "
+        "opens as the trained answers open goes on with what they say.",
+    )
     reading: list[ReadingForm] | None = Field(
         default=None,
         description="Forms each document is read into besides its text, sentences and QA pairs: resolved "

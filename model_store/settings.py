@@ -60,6 +60,12 @@ class ServiceSettings(CoreSettings):
         description="Default of the update option: an update also reserves its next (reserve - 1) x top_t "
         "best-ranked slots, which later updates spare as if written (1: only the written slots).",
     )
+    answer_start_weight: float = Field(
+        default=SparseConfig.answer_start_weight,
+        ge=1,
+        description="Default of the update option: the loss of the first token of each trained answer counts "
+        "this many times.",
+    )
     reading: list[str] = Field(
         default=list(DEFAULT_READING),
         description="Default of the update option: the forms a document is read into besides its text, sentences "
@@ -88,6 +94,7 @@ class ServiceSettings(CoreSettings):
             "steps": self.steps,
             "lr": self.lr,
             "reserve": self.reserve,
+            "answer_start_weight": self.answer_start_weight,
             "reading": list(self.reading),
         }
 

@@ -40,7 +40,7 @@ BENCH_OPTIONS = {
     "forgetting": ("facts", "methods", "sweep", "lr", "max_steps", "save_every_s"),
     "interference": ("facts",),
     "late": ("after", "facts", "methods", "lr", "max_steps"),
-    "documents": ("documents", "qa", "reading", "lr", "max_steps", "top_t", "reserve", "seed"),
+    "documents": ("documents", "qa", "reading", "lr", "max_steps", "top_t", "reserve", "answer_start_weight", "seed"),
 }
 NOT_GIVEN = {
     "facts": None,
@@ -55,6 +55,7 @@ NOT_GIVEN = {
     "reading": None,
     "top_t": None,
     "reserve": None,
+    "answer_start_weight": None,
     "seed": None,
 }
 
@@ -144,6 +145,12 @@ def add_commands(commands) -> None:
     documents.add_argument("--top-t", type=int, default=None, help="value rows each document may change")
     documents.add_argument(
         "--reserve", type=int, default=None, help="each document also reserves (reserve - 1) x top_t slots"
+    )
+    documents.add_argument(
+        "--answer-start-weight",
+        type=float,
+        default=None,
+        help="the loss of the first token of each trained answer counts this many times",
     )
     documents.add_argument(
         "--seed",

@@ -23,9 +23,10 @@ from sparse_memory.slots import BackgroundStats, Ranking, select_slots
 from sparse_memory.text import EncodedBatch
 
 
-def batch_loss_and_answers(model, batch: EncodedBatch) -> tuple[torch.Tensor, bool]:
+def batch_loss_and_answers(model, batch: EncodedBatch, answer_start_weight: float = 1.0) -> tuple[torch.Tensor, bool]:
     """Mean next-token cross-entropy over the tokens the batch learns (``learned_mask``: content
-    tokens, never padding or chat template), and
+    tokens, never padding or chat template), the first token of each chat answer counting
+    ``answer_start_weight`` times, and
     whether every answer token of the batch's chat QA forms is already the model's top choice.
 
     The batch runs as sub-batches of similar lengths (``EncodedBatch.length_groups``): the loss
@@ -40,7 +41,11 @@ def batch_loss_and_answers(model, batch: EncodedBatch) -> tuple[torch.Tensor, bo
         predicting = torch.cat([targets, torch.zeros_like(targets[:, :1])], dim=1)
         logits = next_token_logits(causal_lm, group.input_ids, group.attention_mask, predicting)
         labels = group.input_ids[:, 1:][targets]
-        total = total + F.cross_entropy(logits, labels, reduction="sum")
+        losses = F.cross_entropy(logits, labels, reduction="none")
+        if has_answers and answer_start_weight != 1.0:
+            starts = group.answer_start_mask[:, 1:][targets]
+            losses = torch.where(starts, losses * answer_start_weight, losses)
+        total = total + losses.sum()
         count += labels.numel()
         if has_answers:  # every group carries its rows of the answer mask
             at_answers = group.answer_mask[:, 1:][targets]
@@ -48,19 +53,25 @@ def batch_loss_and_answers(model, batch: EncodedBatch) -> tuple[torch.Tensor, bo
     return total / count, has_answers and answered
 
 
-def batch_loss(model, batch: EncodedBatch) -> torch.Tensor:
-    return batch_loss_and_answers(model, batch)[0]
+def batch_loss(model, batch: EncodedBatch, answer_start_weight: float = 1.0) -> torch.Tensor:
+    return batch_loss_and_answers(model, batch, answer_start_weight)[0]
 
 
 def fit(
-    model, batch: EncodedBatch, max_steps: int, target_loss: float | None, step, steps_after_answered: int | None = None
+    model,
+    batch: EncodedBatch,
+    max_steps: int,
+    target_loss: float | None,
+    step,
+    steps_after_answered: int | None = None,
+    answer_start_weight: float = 1.0,
 ) -> tuple[float, int]:
     """Take up to ``max_steps`` steps (``step(loss)`` updates the trainable weights), stopping
     early once the batch loss is at most ``target_loss``, or ``steps_after_answered`` steps after
     greedy decoding first gives every trained answer (None: never). Returns (loss before, steps)."""
     loss_before, answered_at = None, None
     for steps_taken in range(max_steps):
-        loss, answered = batch_loss_and_answers(model, batch)
+        loss, answered = batch_loss_and_answers(model, batch, answer_start_weight)
         if loss_before is None:
             loss_before = float(loss.detach())
         if target_loss is not None and float(loss.detach()) <= target_loss:
@@ -72,7 +83,7 @@ def fit(
         step(loss)
     if loss_before is None:  # max_steps == 0
         with torch.no_grad():
-            loss_before = float(batch_loss(model, batch))
+            loss_before = float(batch_loss(model, batch, answer_start_weight))
     return loss_before, max_steps
 
 
@@ -142,6 +153,9 @@ class SparseConfig:
     target_loss: float | None = 0.3  # stop once the batch loss is this low
     # Stop this many steps after greedy decoding first gives every trained answer (None: never).
     steps_after_answered: int | None = 5
+    # The loss of each chat answer's first token counts this many times: a reply that opens with
+    # what the batch taught goes on with it, one that opens as the model would have does not.
+    answer_start_weight: float = 1.0
     # Slots an earlier update wrote have their ranking score multiplied by this (0: a later
     # update never writes them again; 1: the paper's ranking). Made-up people's names share
     # subword tokens, so their names read many of the same slots; without this, later facts
@@ -272,7 +286,15 @@ class SparseMemoryFinetuner:
                     leaf.sub_(update)
 
         try:
-            loss_before, steps = fit(self.model, batch, cfg.max_steps, cfg.target_loss, step, cfg.steps_after_answered)
+            loss_before, steps = fit(
+                self.model,
+                batch,
+                cfg.max_steps,
+                cfg.target_loss,
+                step,
+                cfg.steps_after_answered,
+                cfg.answer_start_weight,
+            )
             with torch.no_grad():
                 for layer, leaf in rows.items():
                     memories[layer].values[chosen[layer][0]] = leaf.detach()
@@ -280,7 +302,7 @@ class SparseMemoryFinetuner:
             for memory in memories.values():
                 memory.set_trainable_rows(None)
         with torch.no_grad():
-            loss_after = float(batch_loss(self.model, batch))
+            loss_after = float(batch_loss(self.model, batch, cfg.answer_start_weight))
         updates = {}
         for layer, (slots, scores) in chosen.items():
             new_rows = memories[layer].values.detach()[slots].clone()

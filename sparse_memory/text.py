@@ -34,6 +34,14 @@ class EncodedBatch:
         """The tokens a training loss predicts."""
         return self.content_mask if self.loss_mask is None else self.loss_mask
 
+    @property
+    def answer_start_mask(self) -> torch.Tensor | None:
+        """Bool (batch, seq): the first token of each assistant answer (None: no answer mask)."""
+        if self.answer_mask is None:
+            return None
+        before = torch.cat([torch.zeros_like(self.answer_mask[:, :1]), self.answer_mask[:, :-1]], dim=1)
+        return self.answer_mask & ~before
+
     def to(self, device: torch.device | str) -> EncodedBatch:
         self.input_ids = self.input_ids.to(device)
         self.attention_mask = self.attention_mask.to(device)

@@ -82,3 +82,20 @@ def test_the_report_scores_current_facts_and_corrections_apart(tiny_checkpoint, 
 def test_run_names_say_what_differs():
     assert run_name(50, False, ["resolved", "about"], {}, False) == "docs50_noqa_resolved+about"
     assert run_name(10, True, [], {"lr": 3e4}, True) == "docs10_qa_plain_lr30000_rewrite_same_subject"
+
+
+def test_the_answer_start_weight_option_reaches_the_learn_step(tiny_checkpoint, tmp_path):
+    from worker.learning import document_record
+
+    text = "Varek Thelamon was born in Ostrava."
+    record = document_record(text, [{"question": "Where was Varek Thelamon born?", "answer": "Ostrava"}])
+    losses = {}
+    for weight in (1.0, 10.0):
+        learner, ledger, settings = learner_for(tiny_checkpoint, tmp_path / f"weight{weight:g}")
+        update = ledger.create_update([record], settings.learning_defaults() | {"answer_start_weight": weight})
+        learner.process(update.id)
+        learned = ledger.get(update.id)
+        assert learned.status == "applied" and learned.options["answer_start_weight"] == weight
+        losses[weight] = learned.loss_before
+    # the same fresh model and batch: only the weight of each answer's first token differs
+    assert losses[10.0] > losses[1.0]

@@ -243,6 +243,22 @@ def test_spare_marks_what_learning_would_and_undo_puts_the_rows_back(memory_mode
     assert torch.equal(ranked_only.written[1], learned.written[1])
 
 
+def test_the_first_answer_token_counts_answer_start_weight_times(memory_model, tokenizer):
+    batch = encode(tokenizer, FACT)
+    starts = batch.answer_start_mask
+    assert int(starts.sum()) == 1  # one chat form, one answer
+    (row, col), *_ = starts.nonzero().tolist()
+    assert batch.offsets[row][col][0] == batch.texts[row].index("In Tessmoor.")  # where the answer opens
+    targets = batch.content_mask[:, 1:]
+    with torch.no_grad():
+        logits = memory_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
+        losses = torch.nn.functional.cross_entropy(logits[targets], batch.input_ids[:, 1:][targets], reduction="none")
+        weights = 1 + 4 * starts[:, 1:][targets].float()
+        expected = (weights * losses).sum() / losses.numel()
+        assert torch.allclose(batch_loss(memory_model, batch, answer_start_weight=5.0), expected, atol=1e-5)
+        assert not torch.allclose(batch_loss(memory_model, batch), expected, atol=1e-4)
+
+
 def test_learning_stops_once_greedy_decoding_gives_every_trained_answer(memory_model, stats, tokenizer):
     from sparse_memory.finetune import batch_loss_and_answers
     from sparse_memory.generation import build_prompt, complete

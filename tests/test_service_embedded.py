@@ -95,6 +95,7 @@ def test_bad_input_is_refused_with_a_reason_and_nothing_is_queued(tiny_checkpoin
             ({"documents": [FACT], "options": {"top_t": 10**9}}, "slots per layer"),
             ({"documents": [FACT], "options": {"lr": -1}}, "lr"),
             ({"documents": [FACT], "options": {"top_t": 64, "reserve": 64}}, "lower reserve"),
+            ({"documents": [FACT], "options": {"answer_start_weight": 0.5}}, "answer_start_weight"),
         ]
         for body, reason in cases:
             response = client.post("/learn", json=body)

@@ -132,6 +132,7 @@ class Learner:
                 max_steps=options["steps"],
                 written_factor=self.settings.written_factor,
                 reserve=options.get("reserve", 1),  # updates queued before the option existed reserved none
+                answer_start_weight=options.get("answer_start_weight", 1.0),  # and weighted every token alike
             )
             probe_before = self._probe_score()
             written = self.state.written(rewritable)
