@@ -40,7 +40,7 @@ class ServiceSettings(CoreSettings):
         default=None, description="A saved memory model directory to serve; default: the prepared default model."
     )
     # Learning defaults: what `bench documents` measured best for what users post (the fact
-    # benchmarks' learner, SparseConfig, keeps its own: t = 500, lr 1e4).
+    # benchmarks' learner, SparseConfig, keeps its own: t = 500, lr 1e4, answer-start weight 1).
     top_t: int = Field(default=2000, description="Value rows one update may change.")
     steps: int = Field(
         default=30,
@@ -61,7 +61,7 @@ class ServiceSettings(CoreSettings):
         "best-ranked slots, which later updates spare as if written (1: only the written slots).",
     )
     answer_start_weight: float = Field(
-        default=SparseConfig.answer_start_weight,
+        default=10.0,
         ge=1,
         description="Default of the update option: the loss of the first token of each trained answer counts "
         "this many times.",
