@@ -37,14 +37,14 @@ REPLY_TOKENS = GenerateRequest.model_fields["max_new_tokens"].default  # as /gen
 SAMPLE_ANSWERS = 24
 
 
-def run_name(n_documents: int, qa: bool, reading: list[str], options: dict, rewrite_same_subject: bool) -> str:
+def run_name(n_documents: int, qa: bool, reading: list[str], options: dict, supersede_corrections: bool) -> str:
     forms = "+".join(reading) if reading else "plain"
     changed = "".join(
         f"_{key}{value:g}" if isinstance(value, int | float) else f"_{key}_{value}"
         for key, value in sorted(options.items())
     )
-    rewrite = "_rewrite_same_subject" if rewrite_same_subject else ""
-    return f"docs{n_documents}_{'qa' if qa else 'noqa'}_{forms}{changed}{rewrite}"
+    supersede = "" if supersede_corrections else "_no_supersede"
+    return f"docs{n_documents}_{'qa' if qa else 'noqa'}_{forms}{changed}{supersede}"
 
 
 def bench_documents(
@@ -79,7 +79,7 @@ def bench_documents(
     }
     given = {key: value for key, value in asked.items() if value is not None}
     options |= given
-    name = run_name(n_documents, qa, options["reading"], given, base_settings.rewrite_same_subject)
+    name = run_name(n_documents, qa, options["reading"], given, base_settings.supersede_corrections)
     name += "" if seed is None else f"_seed{seed}"
     run_dir = base_settings.data_dir.parent / "bench" / "documents" / name
     settings = base_settings.model_copy(update={"data_dir": run_dir, "probe_size": 0, "database_url": None})
@@ -102,7 +102,7 @@ def bench_documents(
         "seed": stream_seed,
         "qa_supplied": qa,
         "options": options,
-        "rewrite_same_subject": settings.rewrite_same_subject,
+        "supersede_corrections": settings.supersede_corrections,
         **_answers(learner.model, tokenizer, stream),
         "answered_right_after": round(sum(asked_right_after) / max(len(asked_right_after), 1), 4),
         **_retention(learner.model, tokenizer, retention, wiki, before),

@@ -72,6 +72,10 @@ class DocumentOut(BaseModel):
     pieces: list[str] = Field(
         default_factory=list, description="A long document's pieces, each learned as one batch (none: one piece)."
     )
+    carried: list[str] = Field(
+        default_factory=list,
+        description="What the updates this document corrects said and it leaves standing, learned with it.",
+    )
 
 
 class UpdateOut(BaseModel):
@@ -91,6 +95,8 @@ class UpdateOut(BaseModel):
     model_version: int | None
     probe: dict | None
     error: str | None
+    supersedes: list[int] = Field(default_factory=list, description="Updates this correction rolled back.")
+    superseded_by: int | None = Field(default=None, description="The correction that rolled this update back.")
 
     @classmethod
     def of(cls, update: Update) -> UpdateOut:
@@ -101,7 +107,10 @@ class UpdateOut(BaseModel):
             applied_at=update.applied_at,
             rolled_back_at=update.rolled_back_at,
             documents=[
-                DocumentOut(text=d["text"], sha256=d["sha256"], pieces=d.get("pieces", [])) for d in update.documents
+                DocumentOut(
+                    text=d["text"], sha256=d["sha256"], pieces=d.get("pieces", []), carried=d.get("carried", [])
+                )
+                for d in update.documents
             ],
             options=update.options,
             slots=update.slots or [],
@@ -113,6 +122,8 @@ class UpdateOut(BaseModel):
             model_version=update.model_version,
             probe=update.probe,
             error=update.error,
+            supersedes=update.supersedes or [],
+            superseded_by=update.superseded_by,
         )
 
 

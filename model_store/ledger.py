@@ -23,9 +23,9 @@ from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, create_en
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-STATUSES = ("queued", "running", "applied", "failed", "rejected", "rolled_back")
+STATUSES = ("queued", "running", "applied", "failed", "rejected", "rolled_back", "superseded")
 PENDING = ("queued", "running")  # not learned yet (running: maybe left by a worker that died)
-FINISHED = ("applied", "failed", "rejected", "rolled_back")
+FINISHED = ("applied", "failed", "rejected", "rolled_back", "superseded")
 EVENT_LOCK_KEY = 7_304_221  # PostgreSQL advisory lock: writers of model_events
 LEARNER_LOCK_KEY = 7_304_222  # PostgreSQL advisory lock: the one learner per model
 MIGRATION_LOCK_KEY = 7_304_223  # PostgreSQL advisory lock: one process migrates at a time
@@ -61,6 +61,9 @@ class Update(Base):
     model_version: Mapped[int | None]  # the version whose event applied this update
     probe: Mapped[dict | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    # A later update that corrects this one rolls it back and learns again what it left standing.
+    supersedes: Mapped[list | None] = mapped_column(JSON)  # ids of the updates this one superseded
+    superseded_by: Mapped[int | None] = mapped_column(ForeignKey("updates.id"))
 
 
 class ModelEvent(Base):
@@ -182,8 +185,10 @@ class Ledger:
             update = session.get(Update, update_id)
             update.status, update.started_at, update.error = "running", utcnow(), None
 
-    def finish(self, update_id: int, status: str, **fields) -> Update:
-        """Record a learned update: ``applied`` also appends its apply event (a new version)."""
+    def finish(self, update_id: int, status: str, supersedes: list[int] = (), **fields) -> Update:
+        """Record a learned update: ``applied`` also appends its apply event (a new version),
+        after a rollback event for each update in ``supersedes`` still applied (those become
+        ``superseded``), in one transaction."""
         if status not in ("applied", "failed", "rejected"):
             raise ValueError(f"an update cannot finish as {status!r}")
         with self._writing_events() as session:
@@ -192,6 +197,21 @@ class Ledger:
                 setattr(update, name, value)
             update.status = status
             if status == "applied":
+                superseded = []
+                for earlier_id in supersedes:
+                    earlier = session.get(Update, earlier_id)
+                    if earlier.status != "applied":  # rolled back meanwhile: nothing left to supersede
+                        continue
+                    event = ModelEvent(update_id=earlier_id, action="rollback")
+                    session.add(event)
+                    session.flush()
+                    earlier.status, earlier.rolled_back_at, earlier.superseded_by = (
+                        "superseded",
+                        event.created_at,
+                        update_id,
+                    )
+                    superseded.append(earlier_id)
+                update.supersedes = superseded or None
                 event = ModelEvent(update_id=update_id, action="apply")
                 session.add(event)
                 session.flush()
@@ -199,7 +219,8 @@ class Ledger:
             return update
 
     def rollback(self, update_id: int) -> tuple[Update, int]:
-        """Turn an applied update inactive; returns it and the version of the rollback event."""
+        """Turn an applied update inactive, and the updates it superseded active again; returns
+        it and the model version after its events."""
         with self._writing_events() as session:
             update = session.get(Update, update_id)
             if update is None:
@@ -210,6 +231,14 @@ class Ledger:
             session.add(event)
             session.flush()
             update.status, update.rolled_back_at = "rolled_back", event.created_at
+            for earlier_id in update.supersedes or []:
+                earlier = session.get(Update, earlier_id)
+                if earlier.status == "superseded" and earlier.superseded_by == update_id:
+                    event = ModelEvent(update_id=earlier_id, action="apply")
+                    session.add(event)
+                    session.flush()
+                    earlier.status, earlier.superseded_by, earlier.rolled_back_at = "applied", None, None
+                    earlier.applied_at, earlier.model_version = event.created_at, event.version
             return update, event.version
 
     # -- events ----------------------------------------------------------------------------

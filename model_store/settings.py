@@ -71,11 +71,11 @@ class ServiceSettings(CoreSettings):
         description="Default of the update option: the forms a document is read into besides its text, sentences "
         "and QA pairs (resolved, about, details, questions, recite: sparse_memory.data.reading).",
     )
-    rewrite_same_subject: bool = Field(
-        default=False,
-        description="An update may rewrite the rows of earlier active updates about a name its documents give, "
-        "and learns again, beside its own documents, what theirs said and it leaves standing (a text that says "
-        "something changed drops the earlier sentences giving a detail of the kind it gives).",
+    supersede_corrections: bool = Field(
+        default=True,
+        description="A document that corrects what an active update said (a later statement of the same relation "
+        "about the same name: a new home, a new head count) supersedes that update: it is rolled back and what it "
+        "said that the correction leaves standing is learned again with the correction, as one text.",
     )
     probe_size: int = Field(default=16, description="Retention questions asked before and after each update.")
     max_retention_drop: float | None = Field(

@@ -10,9 +10,10 @@ bit-identical to one that followed the events live, and rolling everything back 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -89,22 +90,61 @@ class ModelState:
         changed = 0
         prefetched = self._prefetched.pop(update_id, None)
         rows, reserved = prefetched or self.store.load_with_reserved(update_id)
+        # An update applied again after a later one (the rollback of the correction that
+        # superseded it) is summed in id order like the rest: its rows are recomputed.
+        in_order = not self.active or update_id > self.active[-1]
+        self.active = sorted([*self.active, update_id])
         for layer, (slots, delta) in rows.items():
             values = self.memories[layer].values
-            slots = slots.to(values.device)
-            values.index_add_(0, slots, delta.to(values.device))  # one pass; slots never repeat
-            self.write_counts[layer][slots.cpu()] += 1
+            if in_order:
+                values.index_add_(0, slots.to(values.device), delta.to(values.device))  # one pass; slots never repeat
+            self.write_counts[layer][slots] += 1
             changed += len(slots)
+        if not in_order:
+            self._recompute(rows)
         for layer, slots in reserved.items():
             self.write_counts[layer][slots] += 1
-        self.active = sorted([*self.active, update_id])
         return changed
+
+    @contextlib.contextmanager
+    def without(self, update_ids: Iterable[int]) -> Iterator[None]:
+        """The rows (and the slots new updates spare) as if ``update_ids`` were rolled back, for the
+        duration of the block; then as they were, bit for bit, whatever the block wrote to them."""
+        update_ids = list(update_ids)
+        saved_active, saved_counts = list(self.active), {layer: c.clone() for layer, c in self.write_counts.items()}
+        saved_rows = {}
+        with torch.no_grad():
+            for update_id in update_ids:
+                for layer, (slots, _) in self.store.load(update_id).items():
+                    values = self.memories[layer].values
+                    saved_rows.setdefault(layer, []).append((slots, values[slots.to(values.device)].clone()))
+        try:
+            for update_id in update_ids:
+                self.roll_back(update_id)
+            yield
+        finally:
+            with torch.no_grad():
+                for layer, saved in saved_rows.items():
+                    values = self.memories[layer].values
+                    for slots, rows in saved:
+                        values[slots.to(values.device)] = rows
+            self.active, self.write_counts = saved_active, saved_counts
 
     @torch.no_grad()
     def roll_back(self, update_id: int) -> int:
         """Recompute the rows an update touched from the base and the updates still active."""
         self.active = [active for active in self.active if active != update_id]
         touched, reserved = self.store.load_with_reserved(update_id)
+        self._recompute(touched)
+        for layer, (slots, _) in touched.items():
+            self.write_counts[layer][slots] -= 1
+        for layer, slots in reserved.items():
+            self.write_counts[layer][slots] -= 1
+        return sum(len(slots) for slots, _ in touched.values())
+
+    @torch.no_grad()
+    def _recompute(self, touched: Rows) -> None:
+        """Set the rows at the slots of ``touched`` to the base plus the active deltas, added in id order."""
         rows, position = {}, {}
         for layer, (slots, _) in touched.items():
             base = self.base[layer]
@@ -121,22 +161,10 @@ class ModelState:
         for layer, (slots, _) in touched.items():
             values = self.memories[layer].values
             values[slots.to(values.device)] = rows[layer].to(values.device)
-            self.write_counts[layer][slots] -= 1
-        for layer, slots in reserved.items():
-            self.write_counts[layer][slots] -= 1
-        return sum(len(slots) for slots, _ in touched.values())
 
-    def written(self, rewritable: Iterable[int] = ()) -> dict[int, torch.Tensor]:
-        """Per memory layer, the slots that active updates wrote or reserved (bool, one per slot),
-        less those that only the updates in ``rewritable`` wrote or reserved."""
-        counts = {layer: counts.clone() for layer, counts in self.write_counts.items()}
-        for update_id in rewritable:
-            rows, reserved = self.store.load_with_reserved(update_id)
-            for layer, (slots, _) in rows.items():
-                counts[layer][slots] -= 1
-            for layer, slots in reserved.items():
-                counts[layer][slots] -= 1
-        return {layer: layer_counts > 0 for layer, layer_counts in counts.items()}
+    def written(self) -> dict[int, torch.Tensor]:
+        """Per memory layer, the slots that active updates wrote or reserved (bool, one per slot)."""
+        return {layer: counts > 0 for layer, counts in self.write_counts.items()}
 
     def replay(self, events) -> list[int]:
         """Apply ledger events in version order; returns the versions applied."""

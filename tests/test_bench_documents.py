@@ -80,8 +80,8 @@ def test_the_report_scores_current_facts_and_corrections_apart(tiny_checkpoint, 
 
 
 def test_run_names_say_what_differs():
-    assert run_name(50, False, ["resolved", "about"], {}, False) == "docs50_noqa_resolved+about"
-    assert run_name(10, True, [], {"lr": 3e4}, True) == "docs10_qa_plain_lr30000_rewrite_same_subject"
+    assert run_name(50, False, ["resolved", "about"], {}, True) == "docs50_noqa_resolved+about"
+    assert run_name(10, True, [], {"lr": 3e4}, False) == "docs10_qa_plain_lr30000_no_supersede"
 
 
 def test_the_answer_start_weight_option_reaches_the_learn_step(tiny_checkpoint, tmp_path):

@@ -57,6 +57,26 @@ def test_apply_and_rollback_append_ordered_events(ledger):
         ledger.rollback(999)
 
 
+def test_a_correction_supersedes_in_one_transaction_and_its_rollback_brings_them_back(ledger):
+    a, b, c = (ledger.create_update(document(), {}).id for _ in range(3))
+    ledger.finish(a, "applied", slots=[1])
+    ledger.finish(b, "applied", slots=[2])
+    ledger.rollback(b)
+    correction = ledger.finish(c, "applied", supersedes=[a, b], slots=[3])  # b: rolled back already
+    assert correction.supersedes == [a] and correction.model_version == 5
+    superseded = ledger.get(a)
+    assert superseded.status == "superseded" and superseded.superseded_by == c
+    assert [(e.update_id, e.action) for e in ledger.events_after(3)] == [(a, "rollback"), (c, "apply")]
+    with pytest.raises(NotApplied, match="superseded"):
+        ledger.rollback(a)
+    _, version = ledger.rollback(c)
+    assert version == 7 and [(e.update_id, e.action) for e in ledger.events_after(5)] == [(c, "rollback"), (a, "apply")]
+    again = ledger.get(a)
+    assert again.status == "applied" and again.superseded_by is None and again.model_version == 7
+    failed = ledger.finish(ledger.create_update(document(), {}).id, "failed", supersedes=[a], error="boom")
+    assert failed.supersedes is None and ledger.get(a).status == "applied"  # only an applied update supersedes
+
+
 @pytest.fixture
 def memory_model(tiny_llama, tiny_memory):
     return retrofit(tiny_llama, tiny_memory)
@@ -164,3 +184,27 @@ def test_processes_starting_together_migrate_one_at_a_time(backend, request, tmp
     ledger = Ledger(url)
     assert ledger.create_update(document(), {}).id == 1  # one schema, usable
     ledger.engine.dispose()
+
+
+def test_rows_without_some_updates_for_a_while_and_an_update_applied_out_of_order(memory_model, tmp_path):
+    store = DeltaStore(tmp_path)
+    state = ModelState(memory_model, store)
+    layer, memory = next(iter(state.memories.items()))
+    n_slots, dim = memory.values.shape
+    for update_id in (1, 2, 3):  # overlapping slot sets
+        store.save(update_id, {layer: random_rows(n_slots, 60, dim, update_id)})
+        state.apply(update_id)
+    live, counts = state.state_hash(), state.write_counts[layer].clone()
+    twin = ModelState(retrofit_copy(memory_model, state), store)
+    for update_id in (1, 3):
+        twin.apply(update_id)
+    with state.without([2]):
+        assert state.state_hash() == twin.state_hash() and state.active == [1, 3]
+        assert not state.written()[layer][store.load(2)[layer][0]].all()  # its rows are free for a while
+        memory.values.data[store.load(2)[layer][0]] += 1.0  # whatever the block writes
+    assert state.state_hash() == live and state.active == [1, 2, 3]
+    assert torch.equal(state.write_counts[layer], counts)
+    # Update 2 applied again after 3 (a superseding correction rolled back): summed in id order.
+    state.roll_back(2)
+    state.apply(2)
+    assert state.state_hash() == live

@@ -4,8 +4,8 @@ from sparse_memory.data.reading import (
     READING_FORMS,
     Document,
     asked_questions,
-    carried_sentences,
     chat_pair,
+    corrected_sentences,
     detail_questions,
     document_items,
     document_pieces,
@@ -13,6 +13,7 @@ from sparse_memory.data.reading import (
     recital,
     resolve_sentences,
     split_sentences,
+    standing_text,
     subject_of,
     subjects,
 )
@@ -126,16 +127,36 @@ def test_asked_questions_put_the_question_word_first_and_ask_for_the_subject_too
     assert asked_questions("Founded in 1990, it grew.") == []  # no subject opens it
 
 
-def test_a_later_text_carries_what_it_leaves_standing_of_an_earlier_one():
-    earlier = "Mira Osk grew up in Tellmark. She plays the oboe. Her brother Teo Osk lives in Brisk."
-    assert carried_sentences(earlier, "Mira Osk also speaks Dutch.") == [
-        "Mira Osk grew up in Tellmark.",
-        "Mira Osk plays the oboe.",
-        "Mira Osk's brother Teo Osk lives in Brisk.",
+def test_a_later_text_corrects_the_earlier_sentences_stating_the_same_relation():
+    earlier = "Mira Osk grew up in Tellmark. She lives in Brisk and plays the oboe. Her partner is Teo Vel."
+    assert corrected_sentences(earlier, "Mira Osk also speaks Dutch.") == []
+    assert corrected_sentences(earlier, "Mira Osk has moved to Velloby.") == [
+        "Mira Osk lives in Brisk and plays the oboe."
     ]
-    # A text that says something changed corrects the earlier sentences giving a detail of its kind.
-    assert carried_sentences(earlier, "Mira Osk has moved to Velloby.") == ["Mira Osk plays the oboe."]
-    assert carried_sentences(earlier, "Ana Vel moved to Velloby.") == []  # about someone else
+    # One value at a time: a new partner corrects without saying that anything changed.
+    assert corrected_sentences(earlier, "Mira Osk is married to Ana Lind.") == ["Mira Osk's partner is Teo Vel."]
+    # Several at a time: another instrument adds, unless the text says something changed.
+    assert corrected_sentences(earlier, "Mira Osk plays the harp.") == []
+    assert corrected_sentences(earlier, "Mira Osk now plays the harp.") == [
+        "Mira Osk lives in Brisk and plays the oboe."
+    ]
+    assert corrected_sentences(earlier, "Ana Vel moved to Velloby.") == []  # about someone else
+    company = "Zorane Robotics dates back to 2018. It employs 10 people. Selazar Crannker runs it."
+    assert corrected_sentences(company, "Zorane Robotics' headcount is 12.") == ["Zorane Robotics employs 10 people."]
+    assert corrected_sentences(company, "It is now with Ana Lind, not Selazar Crannker.") == []  # no shared name
+    assert corrected_sentences(company, "Zorane Robotics is led by Ana Lind, not Selazar Crannker.") == [
+        "Selazar Crannker runs Zorane Robotics."
+    ]
+
+
+def test_what_a_correction_leaves_standing_keeps_the_qa_pairs_it_still_answers():
+    earlier = Document(
+        "Zorane Robotics dates back to 2018. It employs 10 people.",
+        qa=[("How old is Zorane Robotics?", "2018"), ("How many work there?", "10")],
+    )
+    standing = standing_text(earlier, "Zorane Robotics now employs 12 people.")
+    assert standing == Document("Zorane Robotics dates back to 2018.", [("How old is Zorane Robotics?", "2018")])
+    assert standing_text(Document("Zorane Robotics employs 10 people."), "Zorane Robotics now employs 12.") is None
 
 
 def test_document_items_hold_the_text_its_sentences_the_qa_and_the_reading_forms():
@@ -162,11 +183,66 @@ def test_document_items_hold_the_text_its_sentences_the_qa_and_the_reading_forms
 
 
 def test_a_recital_puts_the_sentences_that_open_with_the_name_first():
-    resolved = resolve_sentences(split_sentences(BIO))
+    resolved = resolve_sentences(split_sentences(BIO + " Friends of Dorek say she is kind."))
     assert recital("Dorek Fenngard", resolved) == (
-        "Dorek Fenngard is married to Haladen Dravquist. Dorek Fenngard has played the double bass since school. "
-        "When not working, Dorek Fenngard loves cave diving."
+        "Dorek Fenngard, when not working, loves cave diving. Dorek Fenngard is married to Haladen Dravquist. "
+        "Dorek Fenngard has played the double bass since school. Friends of Dorek Fenngard say Dorek Fenngard is kind."
     )
+
+
+@pytest.mark.parametrize(
+    ("sentence", "said"),
+    [
+        ("Founded in 1982, Varnust Materials has grown.", "Varnust Materials, founded in 1982, has grown."),
+        ("With 153,030 residents, Zellabury is big.", "Zellabury, with 153,030 residents, is big."),
+        (
+            "After a hiring spree, Zorane Robotics' headcount is 12.",
+            "Zorane Robotics' headcount is 12, after a hiring spree.",
+        ),
+        (
+            "From Zorane Robotics's office in Sarniwick, Zorane Robotics employs 10 people.",
+            "Zorane Robotics, from Zorane Robotics's office in Sarniwick, employs 10 people.",
+        ),
+        ("Mira Osk, Tellmark's mayor, sings.", "Mira Osk, Tellmark's mayor, sings."),  # no leading clause
+        ("Mira Osk sings.", "Mira Osk sings."),
+    ],
+)
+def test_a_recital_says_each_sentence_with_its_subject_first(sentence, said):
+    name = names_in(said)[0][2]
+    assert recital(name, [sentence]) == said
+
+
+def test_questions_and_lines_that_only_say_whom_a_post_is_about_are_no_facts():
+    text = "Who is Lolatha Naskgard? A quick announcement about Lolatha Naskgard. She works at Zorane Robotics."
+    items = document_items(Document(text))
+    answers = {item[1]["content"] for item in items if not isinstance(item, str)}
+    assert answers == {"Lolatha Naskgard works at Zorane Robotics."}
+    assert not any(isinstance(item, list) and "about what" in item[0]["content"] for item in items)
+
+
+def test_plain_labels_go_and_a_chat_sentence_may_open_in_lower_case():
+    assert resolve_sentences(["Announcement: the Thorvrath Lighthouse is the pride of Sarniwick."]) == [
+        "The Thorvrath Lighthouse is the pride of Sarniwick."
+    ]
+    assert resolve_sentences(["Please note: after a hiring spree, Zorane Robotics' headcount is 12."]) == [
+        "After a hiring spree, Zorane Robotics' headcount is 12."
+    ]
+    assert names_in("Follow-up on Jodra Frasknell - her instrument is the harp.") == [(13, 28, "Jodra Frasknell")]
+    assert split_sentences("It has not changed in years. just so you know") == [
+        "It has not changed in years.",
+        "just so you know",
+    ]
+    # Either name of a one-statement text may be asked about.
+    assert subjects("Announcement: the Thorvrath Lighthouse is the pride of Sarniwick.") == {
+        "Thorvrath Lighthouse",
+        "Sarniwick",
+    }
+
+
+def test_they_goes_on_about_the_previous_sentences_subject():
+    text = "Mavavo Analytics makes reels. It was founded by Venor Grellanner. They rarely talk to the press."
+    resolved = resolve_sentences(split_sentences(text))
+    assert resolved[-1] == "Mavavo Analytics rarely talk to the press."
 
 
 def test_unknown_reading_forms_are_refused_with_the_choices():

@@ -165,25 +165,7 @@ def test_reserved_slots_are_stored_spared_and_freed_by_a_rollback(tiny_checkpoin
         assert not DeltaStore(tmp_path / "updates").load_with_reserved(3)[1]  # an update's own option
 
 
-def test_a_later_document_about_the_same_name_may_rewrite_its_rows_and_others_spare_them(tiny_checkpoint, tmp_path):
-    settings = settings_for(tiny_checkpoint, tmp_path, top_t=16, reserve=1, rewrite_same_subject=True)
-    with TestClient(create_app(settings)) as client:
-
-        def learn(document) -> set[int]:
-            update = wait_applied(client, client.post("/learn", json={"documents": [document]}).json()["update_id"])
-            assert update["status"] == "applied", update["error"]
-            return set(update["slots"])
-
-        first = learn(FACT)
-        other = learn(OTHER_FACT)  # about someone else: the first update's rows are spared
-        assert not first & other
-        # The same person again: the same ranking, nothing of the first spared (spared, the same
-        # document gets other slots: the test above).
-        assert learn(FACT) == first
-        assert client.get("/updates/1").json()["status"] == "applied"  # the older update stays in the audit
-
-
-def test_a_later_document_about_the_same_name_learns_again_what_it_leaves_standing(
+def test_a_correction_supersedes_the_update_it_corrects_and_learns_what_it_left_standing(
     tiny_checkpoint, tmp_path, monkeypatch
 ):
     from sparse_memory.finetune import SparseMemoryFinetuner
@@ -195,23 +177,63 @@ def test_a_later_document_about_the_same_name_learns_again_what_it_leaves_standi
         return real_learn(self, batch)
 
     monkeypatch.setattr(SparseMemoryFinetuner, "learn", recording)
-    settings = settings_for(tiny_checkpoint, tmp_path, top_t=16, reserve=1, rewrite_same_subject=True)
-    first = {"text": "Varek Thelamon was born in Ostrava. He plays the oboe."}
+    settings = settings_for(tiny_checkpoint, tmp_path, top_t=16, reserve=1)
     with TestClient(create_app(settings)) as client:
-        for document in (
-            first,
-            {"text": "Varek Thelamon also works at Quorvane Labs."},
-            {"text": "Varek Thelamon now lives in Brisk."},
-        ):
-            update = wait_applied(client, client.post("/learn", json={"documents": [document]}).json()["update_id"])
+
+        def learn(text: str) -> dict:
+            update_id = client.post("/learn", json={"documents": [{"text": text}]}).json()["update_id"]
+            update = wait_applied(client, update_id)
             assert update["status"] == "applied", update["error"]
-    first_batch, addition, correction = learned_texts
-    assert "Varek Thelamon works at" not in first_batch
-    # The addition is learned beside the first document, so the rows it rewrites keep both.
-    assert "Varek Thelamon plays the oboe." in addition and "Varek Thelamon was born in Ostrava." in addition
-    # A move corrects where he lives; the earlier places ("born in Ostrava") go, the rest stays.
-    assert "Varek Thelamon was born in Ostrava." not in correction
-    assert "Varek Thelamon plays the oboe." in correction
+            return update
+
+        first = learn("Varek Thelamon lives in Ostrava. He plays the oboe.")
+        addition = learn("Varek Thelamon also works at Quorvane Labs.")  # adds: supersedes nothing
+        assert addition["supersedes"] == [] and client.get("/updates/1").json()["status"] == "applied"
+        correction = learn("Varek Thelamon has moved to Brisk.")
+        assert correction["supersedes"] == [first["id"]]
+        assert correction["documents"][0]["carried"] == ["Varek Thelamon plays the oboe."]
+        superseded = client.get(f"/updates/{first['id']}").json()
+        assert superseded["status"] == "superseded" and superseded["superseded_by"] == correction["id"]
+        # Learned as one text: the correction first, then what the first update said that stands.
+        assert "Varek Thelamon has moved to Brisk. Varek Thelamon plays the oboe." in learned_texts[-1]
+        assert "Ostrava" not in learned_texts[-1]
+        # The rows now: the addition and the correction, nothing of the first update.
+        service = client.app.state.service
+        assert service.state.active == [addition["id"], correction["id"]]
+        assert client.post(f"/updates/{first['id']}/rollback").status_code == 409  # not applied any more
+
+        # Rolling back the correction brings the update it superseded back, bit for bit.
+        hash_before_correction = _replayed_hash(service, [first["id"], addition["id"]])
+        client.post(f"/updates/{correction['id']}/rollback").raise_for_status()
+        assert client.get(f"/updates/{first['id']}").json()["status"] == "applied"
+        deadline = time.monotonic() + 30
+        while service.state.version < client.get("/model").json()["model_version"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert service.state.active == [first["id"], addition["id"]]
+        assert service.state.state_hash() == hash_before_correction
+
+
+def _replayed_hash(service, update_ids: list[int]) -> str:
+    """The hash of base + the deltas of ``update_ids`` applied in id order, on a copy."""
+    import copy
+
+    from model_store.state import ModelState
+
+    twin = ModelState(copy.deepcopy(service.state.model), service.state.store)
+    for layer, memory in twin.memories.items():
+        memory.values.data.copy_(service.state.base[layer])
+    for update_id in sorted(update_ids):
+        twin.apply(update_id)
+    return twin.state_hash()
+
+
+def test_with_superseding_off_a_correction_is_learned_alone(tiny_checkpoint, tmp_path):
+    settings = settings_for(tiny_checkpoint, tmp_path, top_t=16, reserve=1, supersede_corrections=False)
+    with TestClient(create_app(settings)) as client:
+        for text in ("Varek Thelamon lives in Ostrava.", "Varek Thelamon has moved to Brisk."):
+            update_id = client.post("/learn", json={"documents": [{"text": text}]}).json()["update_id"]
+            assert wait_applied(client, update_id)["supersedes"] == []
+        assert client.get("/updates/1").json()["status"] == "applied"
 
 
 def test_a_long_document_is_learned_in_pieces_that_the_update_records(tiny_checkpoint, tmp_path):

@@ -22,14 +22,7 @@ import torch
 from model_store.ledger import FINISHED, Ledger, Update
 from model_store.settings import ServiceSettings
 from model_store.state import DeltaStore, ModelState
-from sparse_memory.data.reading import (
-    Document,
-    carried_sentences,
-    document_items,
-    document_pieces,
-    shares_a_subject,
-    unique_items,
-)
+from sparse_memory.data.reading import Document, corrected_sentences, document_items, document_pieces, standing_text
 from sparse_memory.data.real_facts import QAItem, all_real_facts
 from sparse_memory.evaluation import retention_f1, sort_known
 from sparse_memory.finetune import SparseConfig, SparseMemoryFinetuner, combined
@@ -109,22 +102,30 @@ class Learner:
         started = time.perf_counter()
         self.ledger.mark_running(update.id)
         self.state.catch_up(self.ledger)
-        old_rows, learned = {}, []
         try:
             documents = [Document(d["text"], qa_pairs(d)) for d in update.documents]
+            corrections = self._corrections(documents) if self.settings.supersede_corrections else {}
+            superseded = sorted({update_id for by_update in corrections.values() for update_id in by_update})
+            carried = {
+                index: [kept for kept_list in by_update.values() for kept in kept_list]
+                for index, by_update in corrections.items()
+            }
+            # A correction is learned as one text with what the updates it corrects said and it
+            # leaves standing, the correction first: the name gets one recital, without the old value.
+            learned = [
+                Document(
+                    " ".join([document.text, *(kept.text for kept in carried.get(index, []))]),
+                    document.qa + [pair for kept in carried.get(index, []) for pair in kept.qa],
+                )
+                for index, document in enumerate(documents)
+            ]
             # Updates queued before the option existed were learned from text, sentences and QA only.
             reading = update.options.get("reading", [])
-            pieces = [document_pieces(document) for document in documents]
+            pieces = [document_pieces(document) for document in learned]
             device = next(self.model.parameters()).device
-            rewritable = self._updates_about(documents) if self.settings.rewrite_same_subject else []
-            # What earlier documents about the same names said and these leave standing is learned
-            # again beside them, in the first batch: the rows it rewrites keep it.
-            carried = [item for kept in self._carried(rewritable, documents) for item in document_items(kept, reading)]
-            batches = []
-            for piece in (piece for split in pieces for piece in split):
-                items = document_items(piece, reading)
-                items = items if batches else unique_items(items + carried)
-                batches.append(encode(self.tokenizer, items).to(device))
+            batches = [
+                encode(self.tokenizer, document_items(piece, reading)).to(device) for split in pieces for piece in split
+            ]
             options = update.options
             config = SparseConfig(
                 t=options["top_t"],
@@ -135,18 +136,10 @@ class Learner:
                 answer_start_weight=options.get("answer_start_weight", 1.0),  # and weighted every token alike
             )
             probe_before = self._probe_score()
-            written = self.state.written(rewritable)
-            finetuner = SparseMemoryFinetuner(self.model, self.stats, config, written=written)
-            # One piece after another: each spares the slots of the pieces before it.
-            for batch in batches:
-                learned.append(finetuner.learn(batch))
-            result = combined(learned)
-            old_rows = {layer: (rows.slots, rows.old_rows) for layer, rows in result.rows.items()}
+            # Learned on the model every replica will serve once the superseded updates are rolled back.
+            with self.state.without(superseded):
+                result, probe_after = self._learn_rows(batches, config)
             deltas = {layer: (rows.slots, rows.delta) for layer, rows in result.rows.items()}
-            # The probe asks the model every replica will serve: base rows + the stored delta.
-            self._write_rows({layer: (slots, old_rows[layer][1] + delta) for layer, (slots, delta) in deltas.items()})
-            probe_after = retention_f1(self.model, self.tokenizer, self.probe) if self.probe else None
-            self._write_rows(old_rows)  # the model moves only by replaying the ledger
             self.state.store.save(update.id, deltas, {layer: rows.reserved for layer, rows in result.rows.items()})
             probe = None
             status = "applied"
@@ -156,9 +149,18 @@ class Learner:
                 limit = self.settings.max_retention_drop
                 if limit is not None and drop > limit:
                     status = "rejected"
+            records = []
+            for index, (document, split) in enumerate(zip(update.documents, pieces, strict=True)):
+                record = dict(document)
+                if len(split) > 1:
+                    record["pieces"] = [piece.text for piece in split]
+                if carried.get(index):
+                    record["carried"] = [kept.text for kept in carried[index]]
+                records.append(record)
             finished = self.ledger.finish(
                 update.id,
                 status,
+                supersedes=superseded,
                 slots=[int(s) for rows in result.rows.values() for s in rows.slots],
                 scores=[float(s) for rows in result.rows.values() for s in rows.scores],
                 delta_norm=float(torch.sqrt(sum((rows.delta.double() ** 2).sum() for rows in result.rows.values()))),
@@ -166,16 +168,10 @@ class Learner:
                 loss_after=result.loss_after,
                 steps=result.steps,
                 probe=probe,
-                documents=[
-                    document | {"pieces": [piece.text for piece in split]} if len(split) > 1 else document
-                    for document, split in zip(update.documents, pieces, strict=True)
-                ],
+                documents=records,
             )
         except Exception as error:  # recorded on the update; the model stays as the ledger says
             log.exception("update %s failed", update.id)
-            for done in reversed(learned):  # pieces learned before the failure: nothing half-applied
-                self._write_rows({layer: (rows.slots, rows.old_rows) for layer, rows in done.rows.items()})
-            self._write_rows(old_rows)
             return self.ledger.finish(update.id, "failed", error=f"{type(error).__name__}: {error}")
         if finished.status == "applied" and finished.model_version == self.state.version + 1 and probe is not None:
             self._probe_scores[finished.model_version] = probe["after"]  # the next update's "before"
@@ -185,26 +181,43 @@ class Learner:
         log.info("update %s %s in %.1f s", update.id, finished.status, time.perf_counter() - started)
         return finished
 
-    def _updates_about(self, documents: list[Document]) -> list[int]:
-        """Active updates whose documents are about a name these documents give."""
-        later = " ".join(document.text for document in documents)
-        return [
-            update_id
-            for update_id in self.state.active
-            if any(shares_a_subject(d["text"], later) for d in self.ledger.get(update_id).documents)
-        ]
+    def _learn_rows(self, batches, config: SparseConfig):
+        """Learn the batches one after another (each spares the slots of those before it); returns
+        the combined result and the probe score of the model with its delta. The rows are as they
+        were when it returns or raises: the model moves only by replaying the ledger."""
+        finetuner = SparseMemoryFinetuner(self.model, self.stats, config, written=self.state.written())
+        learned = []
+        try:
+            for batch in batches:
+                learned.append(finetuner.learn(batch))
+            result = combined(learned)
+            # The probe asks the model every replica will serve: the rows before + the stored delta.
+            self._write_rows({layer: (rows.slots, rows.old_rows + rows.delta) for layer, rows in result.rows.items()})
+            probe_after = retention_f1(self.model, self.tokenizer, self.probe) if self.probe else None
+            return result, probe_after
+        finally:
+            for done in reversed(learned):
+                self._write_rows({layer: (rows.slots, rows.old_rows) for layer, rows in done.rows.items()})
 
-    def _carried(self, update_ids: list[int], documents: list[Document]) -> list[Document]:
-        """The earlier documents of ``update_ids``, each cut to the sentences ``documents`` leave
-        standing (reading's ``carried_sentences``), with their QA pairs."""
-        later = " ".join(document.text for document in documents)
-        carried = []
-        for update_id in update_ids:
-            for earlier in self.ledger.get(update_id).documents:
-                kept = carried_sentences(earlier["text"], later)
-                if kept:
-                    carried.append(Document(" ".join(kept), qa_pairs(earlier)))
-        return carried
+    def _corrections(self, documents: list[Document]) -> dict[int, dict[int, list[Document]]]:
+        """Per document (by index), the active updates it corrects, each with what its documents
+        said (with what they carried from updates they superseded) and the correction leaves
+        standing. An update is superseded by the first document that corrects it."""
+        corrections: dict[int, dict[int, list[Document]]] = {}
+        claimed: set[int] = set()
+        for index, document in enumerate(documents):
+            for update_id in self.state.active:
+                if update_id in claimed:
+                    continue
+                earlier = [
+                    Document(" ".join([d["text"], *d.get("carried", [])]), qa_pairs(d))
+                    for d in self.ledger.get(update_id).documents
+                ]
+                if any(corrected_sentences(e.text, document.text) for e in earlier):
+                    claimed.add(update_id)
+                    standing = [kept for e in earlier if (kept := standing_text(e, document.text))]
+                    corrections.setdefault(index, {})[update_id] = standing
+        return corrections
 
     @torch.no_grad()
     def _write_rows(self, rows_by_layer: dict) -> None:

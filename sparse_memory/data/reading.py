@@ -54,7 +54,8 @@ def unique_items(items: Iterable[TextOrChat]) -> list[TextOrChat]:
     return kept
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
+# A sentence may open in lower case in a chat message ("... in years. just so you know").
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Za-z0-9\"'])")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -92,7 +93,7 @@ _NAME_WORD = r"[A-Z][\w'\-]*[a-z0-9][\w'\-]*"
 _NAME = re.compile(rf"(?:{_NAME_WORD})(?:\s+(?:(?:of|de|van|von|la|le|the)\s+)?(?:{_NAME_WORD}))*")
 _ORGANISATION = re.compile(
     r"\b(?:Labs?|Ltd|Inc|Group|Works|Systems|Industries|Company|Corp|Co|Studios?|Partners|Holdings|"
-    r"Foods|Motors|Bank|Institute|University|College|Academy|Press|Records|Energy|Technologies)\b"
+    r"Foods|Motors|Bank|Institute|University|College|Academy|Press|Records|Energy|Technologies|Analytics|Biotech|Tech)\b"
 )
 _YEAR = re.compile(r"\b(?:1[6-9]\d\d|20\d\d)\b")
 _NUMBER = re.compile(r"\b\d[\d,.]*\b")
@@ -118,9 +119,7 @@ def names_in(sentence: str) -> list[tuple[int, int, str]]:
         words = name.split()
         opens = start == 0 or sentence[:start].rstrip().endswith((":", "-", ".", "!", "?"))
         # Leading opener words ("After Mira Osk ...", "The Quorvane ...") are not part of the name.
-        while words and (
-            words[0].lower().strip("'") in _NOT_NAMES or (opens and words[0].lower().strip("'") in common_words())
-        ):
+        while words and (words[0].lower().strip("'") in _NOT_NAMES or (opens and _is_common(words[0]))):
             start += sentence[start:].index(words[0]) + len(words[0])
             start += len(sentence[start:]) - len(sentence[start:].lstrip())
             words = words[1:]
@@ -132,6 +131,11 @@ def names_in(sentence: str) -> list[tuple[int, int, str]]:
     return found
 
 
+def _is_common(word: str) -> bool:
+    """An English word, or English words joined by hyphens ("Follow-up")."""
+    return all(part in common_words() for part in word.lower().strip("'").split("-"))
+
+
 def is_person(name: str) -> bool:
     """A name of two or more words that is no organisation's or place's: the people of a document.
     A name that ends in an English word ("Varnust Materials", "Ulminell Tower") names a thing."""
@@ -140,7 +144,7 @@ def is_person(name: str) -> bool:
 
 
 # What people open a chat message with before saying anything ("so", "btw").
-_OPENER = re.compile(r"^(?:so|btw|ok|okay|oh|well|anyway|and|but|also|fyi|hey|hi)\b,?\s+(?=[A-Z0-9])")
+_OPENER = re.compile(r"^(?:(?:so|btw|ok|okay|oh|well|anyway|and|but|also|fyi|hey|hi)\b,?\s+)+(?=[A-Za-z0-9])", re.I)
 # A label before a colon or dash ("Update:", "Something I forgot to mention about Mirrmere:",
 # "Dorek Fenngard: a short profile") says what a post is, or whom it is about, not a fact itself.
 _LABEL = re.compile(r"^([^:.!?]{1,80}?)(?::| -| –| —)\s+")
@@ -165,7 +169,9 @@ def _label(sentence: str) -> tuple[str, str]:
         return "", sentence
     rest, label = sentence[match.end() :], match.group(1)
     label_is_a_name = [name for _, _, name in names_in(label)] == [label.strip()]
-    if rest[:1].isupper() or rest[:1].isdigit() or label_is_a_name or len(label.split()) >= 3:
+    # "Announcement: the ...", "Please note: after ...": a few plain words say what a post is.
+    label_is_a_kind = all(_is_common(word) for word in label.split())
+    if rest[:1].isupper() or rest[:1].isdigit() or label_is_a_name or label_is_a_kind or len(label.split()) >= 3:
         return label, rest
     return "", sentence
 
@@ -187,7 +193,7 @@ def resolve_sentences(sentences: Sequence[str]) -> list[str]:
     most likely stand for: the last person named for he/she/his/her/they, the last other name for
     it/its/"the company", the document's first name where there is no better one. Chat openers
     ("so") and labels ("Update:") go; a name in a label counts as named."""
-    resolved, last_person, last_thing, first, named_people = [], None, None, None, []
+    resolved, last_person, last_thing, last_subject, first, named_people = [], None, None, None, None, []
     full_names: dict[str, str] = {}  # a first name alone -> the full name given before it
     for sentence in sentences:
         label, sentence = _label(sentence)
@@ -210,9 +216,12 @@ def resolve_sentences(sentences: Sequence[str]) -> list[str]:
             out = _PERSON.sub(person, out)
             out = _PERSON_POSSESSIVE.sub(f"{person}'s", out)
             out = _HER.sub(_her(person), out)
-            if _THEY.match(out):
-                out = re.sub(r"^They (are|were|have)\b", lambda m: f"They {_singular(m)}", out)
-                out = _THEY.sub(person, out, count=1)
+        # "They" opening a sentence goes on about the previous sentence's subject (a company
+        # as often as a person).
+        they = last_subject or person
+        if they and _THEY.match(out):
+            out = re.sub(r"^They (are|were|have)\b", lambda m: f"They {_singular(m)}", out)
+            out = _THEY.sub(they, out, count=1)
         if thing:
             out = _THING_POSSESSIVE.sub(f"{thing}'s", out)
             out = _THING.sub(thing, out)
@@ -228,7 +237,7 @@ def resolve_sentences(sentences: Sequence[str]) -> list[str]:
         last_thing = things[-1] if things else last_thing
         named_people += people
         # The subject a sentence opens with is the likeliest referent of the next pronoun.
-        opening = subject_of(out)
+        opening = last_subject = subject_of(out)
         if opening:
             if is_person(opening):
                 last_person = opening
@@ -241,8 +250,12 @@ def _singular(match: re.Match[str]) -> str:
     return {"are": "is", "were": "was", "have": "has"}[match.group(1)]
 
 
+_PREPOSITION = re.compile(r"^(?:At|In|On|From|With|By|For|After|Before|Since|During|Under|Over|Near|As|When)\b")
 # A short clause before a sentence's subject ("Founded in 1982, ", "When not working, ").
-_LEADING_CLAUSE = re.compile(r"^[^,]{1,40},\s+")
+# A comma inside a number ("With 153,030 residents, ") does not end the clause.
+_LEADING_CLAUSE = re.compile(r"^(?:[^,]|(?<=\d),(?=\d)){1,40},\s+")
+# A longer clause that may name the subject itself ("From X's headquarters in Y, X employs ...").
+_LONG_LEADING_CLAUSE = re.compile(r"^(?:[^,]|(?<=\d),(?=\d)){1,80},\s+")
 
 
 def subject_of(sentence: str) -> str | None:
@@ -251,10 +264,13 @@ def subject_of(sentence: str) -> str | None:
     if not names:
         return None
     clause = _LEADING_CLAUSE.match(sentence)
-    opening = clause.end() if clause and not names_in(clause.group()) else 0
+    # A clause may name a place or a firm where a preposition opens it ("At Nolane Logistics, ").
+    led = clause and (not names_in(clause.group()) or _PREPOSITION.match(clause.group()))
+    opening = clause.end() if led else 0
     # Titles before a name ("Mayor Dralor Keshanstone") open the sentence with it.
-    titles = re.match(r"(?:[A-Z][a-z]+\s+)*", sentence[opening:]).end()
-    return names[0][2] if names[0][0] <= opening + max(titles, 1) else None
+    titles = re.match(rf"(?:(?!{_PREPOSITION.pattern[1:]})[A-Z][a-z]+\s+)*", sentence[opening:]).end()
+    start, name = next(((start, name) for start, _, name in names if start >= opening), (len(sentence), None))
+    return name if start <= opening + max(titles, 1) else None
 
 
 _PHRASE = re.compile(r"\b(?:the|a|an|his|her|its|their)\s+((?:[a-z][\w\-]*\s?){1,4})")
@@ -403,11 +419,6 @@ def asked_questions(sentence: str) -> list[str]:
     return questions
 
 
-def shares_a_subject(earlier: str, later: str) -> bool:
-    """Whether a later text names a name an earlier one is about."""
-    return bool(subjects(earlier) & _named(later))
-
-
 def subjects(text: str) -> set[str]:
     """The names a text is about (what a later text about the same entity shares): those its
     sentences open with, those two of its sentences name, and those its labels name ("More
@@ -419,8 +430,11 @@ def subjects(text: str) -> set[str]:
     recurring = {name for name in set().union(*named) if sum(name in names for names in named) >= 2}
     found = labelled | recurring | {name for sentence in resolved if (name := subject_of(sentence))}
     # A text that opens no sentence with a name ("Just found out that X was founded in 2019.")
-    # is about every name it gives.
-    return found or {name for sentence in resolved for _, _, name in names_in(sentence)}
+    # is about every name it gives, and so is a text of one statement ("The Thorvrath Lighthouse
+    # is the pride of Sarniwick."): either name may be asked about.
+    if not found or len([sentence for sentence in resolved if states_a_fact(sentence)]) == 1:
+        found |= {name for sentence in resolved for _, _, name in names_in(sentence)}
+    return found
 
 
 def about_questions(name: str) -> list[str]:
@@ -432,9 +446,43 @@ def about_questions(name: str) -> list[str]:
 # Words with which a later text says that something it states has changed.
 _CHANGE = re.compile(
     r"\b(?:now|new|moved|changed|no longer|any ?more|instead|actually|correction|hired|left|switched|renamed|"
-    r"replac(?:ed|ing)|stepped down|(?:taken|took|takes) over|up from|down from|grown to|since)\b",
+    r"replac(?:ed|ing)|stepped down|(?:taken|took|takes) over|up from|down from|grown to|since|not)\b",
     re.IGNORECASE,
 )
+
+# Words that say which relation a sentence states, one group per relation, with the kinds of
+# detail that hold its value. A later sentence corrects an earlier one about the same name that
+# states the same relation with a value of the same kind: "Mirrmere now has 9,701 inhabitants"
+# corrects "Mirrmere's population is 6,490", not "Mirrmere was founded in 1702". A relation that
+# holds one value at a time (a birth year, a home, a head count) is corrected by any later
+# statement of it; one that may hold several (instruments, employers) only by a text that says
+# something changed ("now", "no longer").
+_SINGLE_VALUED = {
+    "birth": ("born birth birthday birthplace world", "year name"),  # "came into the world in 1989"
+    "home": ("live lives lived living moved move moves settled relocated resides resident based home hometown", "name"),
+    "base": ("based headquarters headquartered office base", "name"),
+    "staff": ("employs employ employees staff headcount workforce workers people", "number"),
+    "population": ("population inhabitants residents people", "number"),
+    "leader": (
+        "chief executive ceo leads led runs run heads boss charge director president manager mayor",
+        "person name",
+    ),
+    "founding": ("founded founder established dates opened", "year person name"),
+    "spouse": ("married partner wife husband spouse", "person name"),
+}
+_MANY_VALUED = {
+    "work": ("works work job jobs joined employed employer staff", "name thing"),
+    "music": ("plays play played instrument", "thing"),
+    "study": ("studied study university school degree graduated alma mater", "name thing"),
+}
+_RELATIONS = _SINGLE_VALUED | _MANY_VALUED
+_DENIED = re.compile(
+    r"\b(?:not|replacing|instead of|rather than|up from|down from)\s+(?:the\s+)?([A-Z0-9][\w,']*(?:\s+[A-Z][\w']*)*)"
+)
+
+
+def _relations_of(word: str) -> set[str]:
+    return {relation for relation, (words, _) in _RELATIONS.items() if word in words.split()}
 
 
 _TOWARDS_PLACE = re.compile(rf"\b(?:{_PLACES}|to)\s+(?:the\s+)?$")
@@ -456,20 +504,52 @@ def _named(text: str) -> set[str]:
     return {name for sentence in split_sentences(text) for _, _, name in names_in(sentence)}
 
 
-def carried_sentences(earlier: str, later: str) -> list[str]:
-    """The sentences of an earlier text about a name the later text is about, resolved, that the
-    later one leaves standing: learned again beside the later text, so that it adds to them
-    rather than erasing them. A later text that says something changed ("moved", "now", "no
-    longer") corrects the earlier sentences about the same names that give a detail of a kind it
-    gives too (a place for a place, a number for a number): those are left out."""
-    names = subjects(earlier) & _named(later)
-    about = [sentence for sentence in resolve_sentences(split_sentences(earlier)) if any(n in sentence for n in names)]
-    if not _CHANGE.search(later):
-        return about
-    changed = set().union(
-        *(_detail_kinds(s, names) for s in resolve_sentences(split_sentences(later)) if any(n in s for n in names))
+def _relation_values(sentence: str, names: set[str]) -> set[tuple[str, str]]:
+    """(relation, kind of detail) for each relation a sentence states about ``names`` with a
+    detail of a kind that can hold its value."""
+    kinds = {"name" if kind == "place" else kind for kind in _detail_kinds(sentence, names)}  # a place is named
+    relations = set().union(*(_relations_of(word) for word in re.findall(r"[a-z]+", sentence.lower())))
+    return {(relation, kind) for relation in relations for kind in kinds if kind in _RELATIONS[relation][1].split()}
+
+
+def corrected_sentences(earlier: str, later: str) -> list[str]:
+    """The sentences of an earlier text (resolved) that a later text corrects: about a name both
+    give, stating a relation the later text states again about it with a detail of the same kind
+    (a place for a place, a number for a number), where the relation holds one value at a time or
+    the later text says something changed."""
+    later_sentences = resolve_sentences(split_sentences(later))
+    # "... is now with Sovium Optics, not Xelane Analytics": the later text names the old value,
+    # a detail of the earlier text rather than a name both are about.
+    denied = {match.group(1).rstrip(",") for match in _DENIED.finditer(later)}
+    names = (subjects(earlier) & _named(later)) - denied
+    changes = bool(_CHANGE.search(later))
+    stated = set().union(
+        *(
+            _relation_values(sentence, names)
+            for sentence in later_sentences
+            if any(name in sentence for name in names) and states_a_fact(sentence)
+        )
     )
-    return [sentence for sentence in about if not _detail_kinds(sentence, names) & changed]
+    restated = {relation for relation, _ in stated if changes or relation in _SINGLE_VALUED}
+    return [
+        sentence
+        for sentence in resolve_sentences(split_sentences(earlier))
+        if any(name in sentence for name in names)
+        and (
+            any(relation in restated for relation, _ in _relation_values(sentence, names) & stated)
+            or any(value in sentence for value in denied)
+        )
+    ]
+
+
+def standing_text(earlier: Document, later: str) -> Document | None:
+    """What an earlier document says that a later text leaves standing: its sentences (resolved)
+    but those the later text corrects, with the QA pairs whose answer they still hold; None when
+    the later text corrects all of it."""
+    corrected = set(corrected_sentences(earlier.text, later))
+    kept = [sentence for sentence in resolve_sentences(split_sentences(earlier.text)) if sentence not in corrected]
+    text = " ".join(kept)
+    return Document(text, [(q, a) for q, a in earlier.qa if a.lower() in text.lower()]) if text else None
 
 
 # A piece of a document is read and learned as one batch: its forms then fit the tokenizer's
@@ -509,9 +589,9 @@ def document_items(document: Document, reading: Sequence[str] = DEFAULT_READING)
     if "about" in reading:
         for name in sorted(subjects(document.text)):
             said = recital(name, resolved)
-            items += [chat_pair(question, said) for question in about_questions(name)]
+            items += [chat_pair(question, said) for question in about_questions(name) if said]
     if "details" in reading:
-        for sentence in resolved:
+        for sentence in filter(states_a_fact, resolved):
             name = subject_of(sentence)
             answer = recital(name, resolved) if name and "recite" in reading else sentence
             items += [chat_pair(question, answer) for question in detail_questions(sentence)]
@@ -520,8 +600,40 @@ def document_items(document: Document, reading: Sequence[str] = DEFAULT_READING)
     return unique_items(items)
 
 
+def states_a_fact(sentence: str) -> bool:
+    """Whether a sentence says something: not a question ("Who is X?") and not a line that only
+    says whom a post is about ("A quick announcement about X.")."""
+    if sentence.rstrip().endswith("?"):
+        return False
+    names = names_in(sentence)
+    return not names or not all(re.search(r"\babout\s+$", sentence[:start]) for start, _, _ in names)
+
+
+def name_first(sentence: str) -> str:
+    """A sentence whose subject follows a leading clause, said with the subject first: the clause
+    after the name ("Founded in 1982, X has grown." -> "X, founded in 1982, has grown."), or at
+    the end where the name goes on with a possessive ("After a hiring spree, X's headcount is
+    12." -> "X's headcount is 12, after a hiring spree."). A clause that opens with a name
+    ("Mira Osk, the founder, ...") is no leading clause."""
+    clause = _LONG_LEADING_CLAUSE.match(sentence)
+    names = names_in(sentence[clause.end() :]) if clause else []
+    first_word = sentence.split()[0].lower()
+    if not names or names[0][0] != 0 or not (first_word in _NOT_NAMES or _is_common(first_word)):
+        return sentence
+    subject = names[0][2]
+    leading = clause.group().rstrip(", ")
+    leading = leading[0].lower() + leading[1:]
+    main = sentence[clause.end() :]
+    after_name = main[len(subject) :]
+    if re.match(r" [a-z]", after_name):
+        return f"{subject}, {leading},{after_name}"
+    body = main.rstrip(" .!")
+    return f"{body}, {leading}{main[len(body) :].strip() or '.'}"
+
+
 def recital(name: str, resolved: Sequence[str]) -> str:
-    """The sentences that name ``name``, those that open with it first, in the document's order."""
-    naming = [sentence for sentence in resolved if name in sentence]
+    """The sentences that state something about ``name``, each with its subject first where a
+    short clause led, those that open with the name first, in the document's order."""
+    naming = [name_first(sentence) for sentence in resolved if name in sentence and states_a_fact(sentence)]
     opening = [sentence for sentence in naming if sentence.startswith(name)]
     return " ".join(opening + [sentence for sentence in naming if not sentence.startswith(name)])
