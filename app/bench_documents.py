@@ -24,7 +24,13 @@ from model_store.checkpoint import load_checkpoint
 from model_store.ledger import FINISHED, Ledger, UnknownUpdate
 from model_store.settings import ServiceSettings
 from sparse_memory.bench.forgetting import retention_set
-from sparse_memory.data.documents import UserDocument, corrected_facts, current_facts, user_documents
+from sparse_memory.data.documents import (
+    UserDocument,
+    corrected_facts,
+    correction_stream,
+    current_facts,
+    user_documents,
+)
 from sparse_memory.data.reading import READING_FORMS
 from sparse_memory.data.wikipedia import articles
 from sparse_memory.evaluation import ask, heldout_nll, retention_f1
@@ -58,12 +64,18 @@ def bench_documents(
     reserve: int | None = None,
     answer_start_weight: float | None = None,
     seed: int | None = None,
+    corrections: bool = False,
     results_dir: Path = Path("benchmarks/results"),
 ) -> dict:
+    """``corrections``: learn only the documents of the stream a correction touches."""
     base_settings = ServiceSettings()
     n_documents = documents or (8 if quick else 50)
     stream_seed = DOCUMENT_SEED if seed is None else seed
     stream = user_documents(n_documents, seed=stream_seed)
+    if corrections:
+        stream = correction_stream(stream)
+        if not stream:
+            raise ValueError(f"the stream of {n_documents} documents (seed {stream_seed}) holds no correction")
     options = base_settings.learning_defaults()
     if reading is not None:
         unknown = sorted(set(reading) - set(READING_FORMS))
@@ -80,7 +92,7 @@ def bench_documents(
     given = {key: value for key, value in asked.items() if value is not None}
     options |= given
     name = run_name(n_documents, qa, options["reading"], given, base_settings.supersede_corrections)
-    name += "" if seed is None else f"_seed{seed}"
+    name += ("_corrections" if corrections else "") + ("" if seed is None else f"_seed{seed}")
     run_dir = base_settings.data_dir.parent / "bench" / "documents" / name
     settings = base_settings.model_copy(update={"data_dir": run_dir, "probe_size": 0, "database_url": None})
     prepare(settings)
@@ -98,7 +110,9 @@ def bench_documents(
     asked_right_after = [contains for document in right_after for contains in document]
     learner.state.catch_up(ledger)
     result = {
-        "documents": n_documents,
+        "documents": len(stream),
+        "stream": n_documents,
+        "corrections_only": corrections,
         "seed": stream_seed,
         "qa_supplied": qa,
         "options": options,

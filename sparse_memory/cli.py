@@ -40,7 +40,18 @@ BENCH_OPTIONS = {
     "forgetting": ("facts", "methods", "sweep", "lr", "max_steps", "save_every_s"),
     "interference": ("facts",),
     "late": ("after", "facts", "methods", "lr", "max_steps"),
-    "documents": ("documents", "qa", "reading", "lr", "max_steps", "top_t", "reserve", "answer_start_weight", "seed"),
+    "documents": (
+        "documents",
+        "qa",
+        "reading",
+        "lr",
+        "max_steps",
+        "top_t",
+        "reserve",
+        "answer_start_weight",
+        "seed",
+        "corrections",
+    ),
 }
 NOT_GIVEN = {
     "facts": None,
@@ -57,6 +68,7 @@ NOT_GIVEN = {
     "reserve": None,
     "answer_start_weight": None,
     "seed": None,
+    "corrections": False,
 }
 
 
@@ -157,6 +169,11 @@ def add_commands(commands) -> None:
         type=int,
         default=None,
         help="seed of another stream of documents (default: the benchmark's own stream)",
+    )
+    documents.add_argument(
+        "--corrections",
+        action="store_true",
+        help="learn only the documents a correction touches (each correction and what it corrects)",
     )
     bench.set_defaults(run=_bench)
 

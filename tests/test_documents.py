@@ -21,6 +21,7 @@ from sparse_memory.data.documents import (
     USER_QUESTIONS,
     UserDocument,
     corrected_facts,
+    correction_stream,
     current_facts,
     user_documents,
 )
@@ -313,3 +314,17 @@ def test_names_are_unique_and_none_contains_another(streams: dict[int, list[User
         names = sorted(name.lower() for name in kind_of)
         for name in names:
             assert not [other for other in names if other != name and name in other], name
+
+
+def test_a_correction_stream_keeps_the_corrections_and_what_they_correct_numbered_again():
+    stream = user_documents(50, seed=8)
+    short = correction_stream(stream)
+    corrections = [d for d in stream if d.supersedes]
+    assert len(corrections) >= 2 and len(short) < len(stream)
+    assert [d.index for d in short] == list(range(len(short)))
+    assert sum(bool(d.supersedes) for d in short) == len(corrections)
+    for document in short:
+        for earlier, relation in document.supersedes:
+            assert earlier < document.index
+            assert any(fact.relation == relation for fact in short[earlier].facts)
+    assert len(corrected_facts(short)) == len(corrected_facts(stream))

@@ -31,7 +31,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sparse_memory.data.facts import (
     PROFESSIONS,
@@ -50,6 +50,7 @@ __all__ = [
     "DocumentFact",
     "UserDocument",
     "corrected_facts",
+    "correction_stream",
     "current_facts",
     "user_documents",
 ]
@@ -1357,4 +1358,19 @@ def corrected_facts(documents: Sequence[UserDocument]) -> list[tuple[UserDocumen
         (document, fact)
         for document, fact in current_facts(documents)
         if any(relation == fact.relation for _, relation in document.supersedes)
+    ]
+
+
+def correction_stream(documents: Sequence[UserDocument]) -> list[UserDocument]:
+    """Only the documents a correction touches (each correcting document and the documents it
+    corrects), in order, numbered again from 0: a short stream that measures corrections."""
+    touched = sorted({d.index for d in documents if d.supersedes} | {i for d in documents for i, _ in d.supersedes})
+    number = {old: new for new, old in enumerate(touched)}
+    return [
+        replace(
+            documents[old],
+            index=number[old],
+            supersedes=tuple((number[earlier], relation) for earlier, relation in documents[old].supersedes),
+        )
+        for old in touched
     ]
