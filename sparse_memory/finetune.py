@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from sparse_memory.anchors import AnchorIndex, anchor_windows
 from sparse_memory.modeling import next_token_logits
+from sparse_memory.precision import PRECISIONS, above_memory_in
 from sparse_memory.slots import BackgroundStats, Ranking, select_slots
 from sparse_memory.text import EncodedBatch
 
@@ -177,9 +178,13 @@ class SparseConfig:
     anchor_windows: int = 0
     anchor_width: int = 32  # tokens per window
     anchor_weight: float = 1.0
+    # The decoder above the memory during the steps: "fp32", "bf16" or "auto" (sparse_memory.precision).
+    precision: str = "fp32"
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.reserve < 1:
             raise ValueError(f"reserve must be at least 1 (1 reserves only the written slots), got {self.reserve}")
         if self.anchor_windows < 0 or self.anchor_width < 1 or self.anchor_weight < 0:
@@ -286,22 +291,23 @@ class SparseMemoryFinetuner:
                     leaf.sub_(update)
 
         try:
-            loss_before, steps = fit(
-                self.model,
-                batch,
-                cfg.max_steps,
-                cfg.target_loss,
-                step,
-                cfg.steps_after_answered,
-                cfg.answer_start_weight,
-            )
+            with above_memory_in(self.model, cfg.precision):
+                loss_before, steps = fit(
+                    self.model,
+                    batch,
+                    cfg.max_steps,
+                    cfg.target_loss,
+                    step,
+                    cfg.steps_after_answered,
+                    cfg.answer_start_weight,
+                )
             with torch.no_grad():
                 for layer, leaf in rows.items():
                     memories[layer].values[chosen[layer][0]] = leaf.detach()
         finally:
             for memory in memories.values():
                 memory.set_trainable_rows(None)
-        with torch.no_grad():
+        with torch.no_grad(), above_memory_in(self.model, cfg.precision):
             loss_after = float(batch_loss(self.model, batch, cfg.answer_start_weight))
         updates = {}
         for layer, (slots, scores) in chosen.items():

@@ -102,11 +102,14 @@ def test_a_batch_whose_slots_are_all_written_is_refused_with_what_to_do(memory_m
     assert torch.equal(memory_model.memory_layers()[1].values, before)  # nothing half-applied
 
 
-def test_sparse_step_changes_only_the_top_t_rows(memory_model, stats, tokenizer):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_sparse_step_changes_only_the_top_t_rows(precision, memory_model, stats, tokenizer):
     before = {name: tensor.clone() for name, tensor in memory_model.state_dict().items()}
     batch = encode(tokenizer, FACT)
-    learner = SparseMemoryFinetuner(memory_model, stats, SparseConfig(t=6, lr=50.0, max_steps=3, target_loss=None))
+    config = SparseConfig(t=6, lr=50.0, max_steps=3, target_loss=None, precision=precision)
+    learner = SparseMemoryFinetuner(memory_model, stats, config)
     result = learner.learn(batch)
+    assert "forward" not in vars(memory_model.lm_head)  # the autocast wrappers are gone
     after = memory_model.state_dict()
     values_name = "model.layers.1.memory.values"
     for name, tensor in before.items():
@@ -333,3 +336,32 @@ def test_full_finetuning_gives_the_memory_values_the_gradient_a_dense_backward_g
     dense = twin.memory_layers()[1].values.grad
     assert not dense.is_sparse and dense.abs().sum() > 0
     torch.testing.assert_close(values.grad, dense)
+
+
+def test_bf16_runs_the_layers_above_the_memory_only_and_auto_follows_the_hardware(memory_model, tokenizer):
+    from sparse_memory.precision import above_memory_in, cpu_has_native_bf16, resolve_precision
+
+    seen = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            hidden = output[0] if isinstance(output, tuple) else output
+            seen[name] = hidden.dtype
+
+        return hook
+
+    layers = memory_model.model.layers
+    handles = [layers[i].mlp.register_forward_hook(record(i)) for i in range(len(layers))]
+    handles.append(memory_model.lm_head.register_forward_hook(record("lm_head")))
+    batch = encode(tokenizer, FACT)
+    with torch.no_grad(), above_memory_in(memory_model, "bf16"):
+        memory_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+    for handle in handles:
+        handle.remove()
+    top_memory = max(memory_model.memory_layers())
+    assert all(seen[i] == torch.float32 for i in range(top_memory + 1))
+    assert all(seen[i] == torch.bfloat16 for i in range(top_memory + 1, len(layers)))
+    assert seen["lm_head"] == torch.bfloat16
+    assert resolve_precision("auto", "cpu") == ("bf16" if cpu_has_native_bf16() else "fp32")
+    with pytest.raises(ValueError, match="fp32, bf16, auto"):
+        SparseConfig(precision="fp16")
