@@ -157,6 +157,9 @@ def test_what_a_correction_leaves_standing_keeps_the_qa_pairs_it_still_answers()
     standing = standing_text(earlier, "Zorane Robotics now employs 12 people.")
     assert standing == Document("Zorane Robotics dates back to 2018.", [("How old is Zorane Robotics?", "2018")])
     assert standing_text(Document("Zorane Robotics employs 10 people."), "Zorane Robotics now employs 12.") is None
+    # Nothing that names no one is carried: learned alone it would only move rows general text reads.
+    filler = Document("Zorane Robotics employs 10 people. We will share more soon.")
+    assert standing_text(filler, "Zorane Robotics now employs 12 people.") is None
 
 
 def test_document_items_hold_the_text_its_sentences_the_qa_and_the_reading_forms():
@@ -260,7 +263,7 @@ def test_a_long_document_is_read_in_pieces_that_still_name_whom_they_are_about()
     sentences = [f"Mira Osk visited Tellmark in {1990 + i}." if i % 2 == 0 else "She liked it." for i in range(14)]
     document = Document(" ".join(sentences), qa=[("When did Mira Osk visit Tellmark last?", "2002")])
     pieces = document_pieces(document)
-    assert [len(split_sentences(piece.text)) for piece in pieces] == [6, 6, 2]
+    assert [len(split_sentences(piece.text)) for piece in pieces] == [5, 5, 4]  # as even as can be
     assert all(piece.text.startswith("Mira Osk") and "She" not in piece.text for piece in pieces)
     assert [piece.qa for piece in pieces] == [[], [], document.qa]  # with the piece that holds its answer
     short = Document("Mira Osk lives in Brisk. She sings.")

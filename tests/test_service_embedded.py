@@ -243,7 +243,7 @@ def test_a_long_document_is_learned_in_pieces_that_the_update_records(tiny_check
         update = wait_applied(client, update_id)
         assert update["status"] == "applied", update["error"]
         long, short = update["documents"]
-        assert [len(piece.split(". ")) for piece in long["pieces"]] == [6, 2] and short["pieces"] == []
+        assert [len(piece.split(". ")) for piece in long["pieces"]] == [4, 4] and short["pieces"] == []
         assert len(update["slots"]) == len(set(update["slots"])) == 3 * 8  # three batches, none sharing a slot
 
 

@@ -27,6 +27,7 @@ added in chat form as they are.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -544,10 +545,14 @@ def corrected_sentences(earlier: str, later: str) -> list[str]:
 
 def standing_text(earlier: Document, later: str) -> Document | None:
     """What an earlier document says that a later text leaves standing: its sentences (resolved)
-    but those the later text corrects, with the QA pairs whose answer they still hold; None when
-    the later text corrects all of it."""
+    that name something and state a fact, but those the later text corrects, with the QA pairs
+    whose answer they still hold; None when nothing stands."""
     corrected = set(corrected_sentences(earlier.text, later))
-    kept = [sentence for sentence in resolve_sentences(split_sentences(earlier.text)) if sentence not in corrected]
+    kept = [
+        sentence
+        for sentence in resolve_sentences(split_sentences(earlier.text))
+        if sentence not in corrected and names_in(sentence) and states_a_fact(sentence)
+    ]
     text = " ".join(kept)
     return Document(text, [(q, a) for q, a in earlier.qa if a.lower() in text.lower()]) if text else None
 
@@ -566,7 +571,12 @@ def document_pieces(document: Document, sentences: int = PIECE_SENTENCES) -> lis
     if len(split) <= sentences:
         return [document]
     resolved = resolve_sentences(split)
-    texts = [" ".join(resolved[start : start + sentences]) for start in range(0, len(resolved), sentences)]
+    # Pieces as even as can be (7 sentences: 4 and 3, not 6 and 1): a piece of one sentence that
+    # names nothing ("We will share more soon.") would spend its rows on slots general text reads.
+    count = -(-len(resolved) // sentences)
+    sizes = [len(resolved) // count + (index < len(resolved) % count) for index in range(count)]
+    bounds = list(itertools.accumulate(sizes, initial=0))
+    texts = [" ".join(resolved[start:end]) for start, end in itertools.pairwise(bounds)]
     qa: list[list[tuple[str, str]]] = [[] for _ in texts]
     for question, answer in document.qa:
         holding = [index for index, text in enumerate(texts) if answer.lower() in text.lower()]
