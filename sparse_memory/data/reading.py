@@ -15,14 +15,16 @@ the text, not to answer a question about it. So the batch holds, beside the text
 * ``questions``: each detail asked as people ask, the question word first ("Where did Mira Osk
   grow up?"), and the subject asked for ("Who grew up in Tellmark?");
 * ``recite``: every question about a name (``about``, ``details``, ``questions``) answered with
-  the same recital of the document's sentences about it, those that open with the name first.
+  the same recital of the document's sentences that state something about it, each said with
+  its subject first ("X, founded in 1982, has grown"), those that open with the name first.
   A reply that starts with the name then has one way to go on, whatever the question's wording,
   and goes through what the document says; answers that each put another sentence first teach
   several ways to go on after the name, and a question worded otherwise takes the model's own.
 
 The rules need no parser and no model: they read capitalised names, years, numbers and the
-things a determiner opens ("the violin"), which is where the facts of a document live. QA pairs the user supplies are
-added in chat form as they are.
+things a determiner opens ("the violin"), which is where the facts of a document live. QA pairs
+the user supplies are added in chat form as they are. The same rules tell which sentences of an
+earlier document a later one corrects (``corrected_sentences``).
 """
 
 from __future__ import annotations
