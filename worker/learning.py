@@ -204,18 +204,18 @@ class Learner:
         said (with what they carried from updates they superseded) and the correction leaves
         standing. An update is superseded by the first document that corrects it."""
         corrections: dict[int, dict[int, list[Document]]] = {}
-        claimed: set[int] = set()
+        earlier = {  # each active update's documents, with what they carried, read once
+            update_id: [
+                Document(" ".join([d["text"], *d.get("carried", [])]), qa_pairs(d))
+                for d in self.ledger.get(update_id).documents
+            ]
+            for update_id in self.state.active
+        }
         for index, document in enumerate(documents):
-            for update_id in self.state.active:
-                if update_id in claimed:
-                    continue
-                earlier = [
-                    Document(" ".join([d["text"], *d.get("carried", [])]), qa_pairs(d))
-                    for d in self.ledger.get(update_id).documents
-                ]
-                if any(corrected_sentences(e.text, document.text) for e in earlier):
-                    claimed.add(update_id)
-                    standing = [kept for e in earlier if (kept := standing_text(e, document.text))]
+            for update_id, said in list(earlier.items()):
+                if any(corrected_sentences(e.text, document.text) for e in said):
+                    del earlier[update_id]  # superseded by the first document that corrects it
+                    standing = [kept for e in said if (kept := standing_text(e, document.text))]
                     corrections.setdefault(index, {})[update_id] = standing
         return corrections
 

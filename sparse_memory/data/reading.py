@@ -483,9 +483,12 @@ _DENIED = re.compile(
     r"\b(?:not|replacing|instead of|rather than|up from|down from)\s+(?:the\s+)?([A-Z0-9][\w,']*(?:\s+[A-Z][\w']*)*)"
 )
 
-
-def _relations_of(word: str) -> set[str]:
-    return {relation for relation, (words, _) in _RELATIONS.items() if word in words.split()}
+# A word may say more than one relation ("staff": a head count, or where someone works).
+_RELATIONS_OF_WORD = {
+    word: {relation for relation, (words, _) in _RELATIONS.items() if word in words.split()}
+    for said, _ in _RELATIONS.values()
+    for word in said.split()
+}
 
 
 _TOWARDS_PLACE = re.compile(rf"\b(?:{_PLACES}|to)\s+(?:the\s+)?$")
@@ -511,7 +514,7 @@ def _relation_values(sentence: str, names: set[str]) -> set[tuple[str, str]]:
     """(relation, kind of detail) for each relation a sentence states about ``names`` with a
     detail of a kind that can hold its value."""
     kinds = {"name" if kind == "place" else kind for kind in _detail_kinds(sentence, names)}  # a place is named
-    relations = set().union(*(_relations_of(word) for word in re.findall(r"[a-z]+", sentence.lower())))
+    relations = set().union(*(_RELATIONS_OF_WORD.get(word, ()) for word in re.findall(r"[a-z]+", sentence.lower())))
     return {(relation, kind) for relation in relations for kind in kinds if kind in _RELATIONS[relation][1].split()}
 
 
