@@ -40,6 +40,7 @@ BENCH_OPTIONS = {
     "forgetting": ("facts", "methods", "sweep", "lr", "max_steps", "save_every_s"),
     "interference": ("facts",),
     "late": ("after", "facts", "methods", "lr", "max_steps"),
+    "learn-speed": ("facts",),
     "documents": (
         "documents",
         "qa",
@@ -112,9 +113,12 @@ def add_commands(commands) -> None:
     bench.add_argument(
         "--results-dir", type=Path, default=Path("benchmarks/results"), help="where the JSON result is saved"
     )
-    forgetting = bench.add_argument_group("bench forgetting, interference and late")
+    forgetting = bench.add_argument_group("bench forgetting, interference, late and learn-speed")
     forgetting.add_argument(
-        "--facts", type=int, default=None, help="made-up facts to learn (default 100, quick 20; late: 10, quick 3)"
+        "--facts",
+        type=int,
+        default=None,
+        help="made-up facts to learn (default 100, quick 20; late and learn-speed: 10, quick 3)",
     )
     forgetting.add_argument(
         "--methods", type=lambda text: text.split(","), default=None, help="comma-separated, e.g. smf,full,lora"

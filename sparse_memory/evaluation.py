@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from sparse_memory.data.augment import fact_items
 from sparse_memory.data.facts import Fact, eval_questions, statements
-from sparse_memory.data.real_facts import QAItem
+from sparse_memory.data.real_facts import QAItem, all_real_facts
 from sparse_memory.generation import build_prompt, complete
 from sparse_memory.scoring import answer_scores
 from sparse_memory.slots import BackgroundStats, select_slots
@@ -43,6 +43,18 @@ def sort_known(model, tokenizer, items: list[QAItem]) -> tuple[list[QAItem], lis
     known = [item for item, score in zip(items, scores, strict=True) if score["f1"] == 1.0]
     unknown = [item for item, score in zip(items, scores, strict=True) if score["contains"] == 0.0]
     return known, unknown
+
+
+def probe_candidates(size: int) -> list[QAItem]:
+    """Real facts spread over the whole set, six per probe question wanted: enough for ``size``
+    of them to be known by the base model."""
+    candidates = all_real_facts()
+    return candidates[:: max(len(candidates) // (size * 6), 1)][: size * 6]
+
+
+def probe_items(model, tokenizer, size: int) -> list[QAItem]:
+    """A small retention probe: ``size`` real facts the model answers exactly right."""
+    return sort_known(model, tokenizer, probe_candidates(size))[0][:size]
 
 
 def retention_replies(model, tokenizer, items: list[QAItem]) -> list[tuple[str, float]]:

@@ -231,3 +231,32 @@ def test_the_summary_keeps_every_method_measured_before_on_the_same_stream_and_m
     assert "_kl8" in anchor_path.name  # its settings are in its name, so no other method's run is taken for it
     assert list(forgetting.saved_methods(tmp_path, 100, 30, 1024)) == ["smf", "smf_anchor"]
     assert list(forgetting.saved_methods(tmp_path, 20, 30, 1024)) == ["full"]
+
+
+def test_bench_learn_speed_learns_each_fact_alone_and_leaves_the_model_as_it_was(tiny_checkpoint):
+    import torch
+
+    from sparse_memory.bench.speed import _learn_alone, _summary
+    from sparse_memory.data.augment import fact_items
+    from sparse_memory.data.real_facts import all_real_facts
+    from sparse_memory.finetune import SparseConfig
+    from sparse_memory.prepare import load_memory_model
+    from sparse_memory.slots import BackgroundStats
+    from sparse_memory.text import encode
+
+    model, tokenizer = load_memory_model(tiny_checkpoint, "cpu")
+    stats = BackgroundStats.load(tiny_checkpoint)
+    values = model.memory_layers()[1].values
+    before = values.clone()
+    config = SparseConfig(t=4, lr=50.0, max_steps=3, target_loss=None, steps_after_answered=None)
+    rows = []
+    for fact in make_facts(2, seed=0):
+        batch = encode(tokenizer, fact_items(fact))
+        rows.append(_learn_alone(model, tokenizer, stats, config, batch, fact, all_real_facts()[:2]))
+        assert torch.equal(values, before)  # each fact learned from the fresh memory
+    assert [row["steps"] for row in rows] == [3, 3]
+    for row in rows:
+        assert row["seconds"] >= row["learn_seconds"] > row["ranking_seconds"] > 0 and row["probe_seconds"] > 0
+    summary = _summary(rows, config, "cpu")
+    assert summary["steps_per_fact"] == 3 and summary["precision"] == "fp32"
+    assert summary["seconds_per_fact_p50"] == pytest.approx(sum(row["seconds"] for row in rows) / 2, abs=0.01)

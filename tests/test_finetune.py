@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from sparse_memory.finetune import (
+    REFERENCE_SPARSE,
     DenseConfig,
     FullFinetuner,
     LoraFinetuner,
@@ -102,11 +103,11 @@ def test_a_batch_whose_slots_are_all_written_is_refused_with_what_to_do(memory_m
     assert torch.equal(memory_model.memory_layers()[1].values, before)  # nothing half-applied
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_sparse_step_changes_only_the_top_t_rows(precision, memory_model, stats, tokenizer):
+@pytest.mark.parametrize(("precision", "momentum"), [("fp32", 0.0), ("bf16", 0.0), ("fp32", 0.9)])
+def test_sparse_step_changes_only_the_top_t_rows(precision, momentum, memory_model, stats, tokenizer):
     before = {name: tensor.clone() for name, tensor in memory_model.state_dict().items()}
     batch = encode(tokenizer, FACT)
-    config = SparseConfig(t=6, lr=50.0, max_steps=3, target_loss=None, precision=precision)
+    config = SparseConfig(t=6, lr=50.0, max_steps=3, target_loss=None, precision=precision, momentum=momentum)
     learner = SparseMemoryFinetuner(memory_model, stats, config)
     result = learner.learn(batch)
     assert "forward" not in vars(memory_model.lm_head)  # the autocast wrappers are gone
@@ -123,6 +124,23 @@ def test_sparse_step_changes_only_the_top_t_rows(precision, memory_model, stats,
     assert torch.equal(update.new_rows, after[values_name][update.slots])
     assert torch.equal(before[values_name][update.slots] + update.delta, update.new_rows)
     assert result.loss_after < result.loss_before
+
+
+def test_the_reference_learner_takes_plain_sgd_steps_on_the_rows_it_ranked(memory_model, stats, tokenizer):
+    """REFERENCE_SPARSE is the paper's learner: each step moves each trained row by -lr x its
+    gradient of the batch loss, computed here apart from the learner."""
+    batch = encode(tokenizer, FACT)
+    config = SparseConfig(**{**REFERENCE_SPARSE, "t": 6, "lr": 50.0, "max_steps": 1, "target_loss": None})
+    learner = SparseMemoryFinetuner(memory_model, stats, config)
+    slots = learner.select(batch)[1][0]
+    memory = memory_model.memory_layers()[1]
+    rows = memory.set_trainable_rows(slots)
+    (gradient,) = torch.autograd.grad(batch_loss(memory_model, batch), [rows])
+    memory.set_trainable_rows(None)
+    learner.written[1].zero_()  # select() alone marks nothing; learn() below ranks the same slots
+    result = learner.learn(batch)
+    assert torch.equal(result.rows[1].slots, slots)
+    assert torch.allclose(result.rows[1].delta, -50.0 * gradient, rtol=1e-5, atol=1e-7)
 
 
 def test_template_and_padding_positions_never_choose_slots(memory_model, stats, tokenizer):

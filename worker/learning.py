@@ -23,8 +23,8 @@ from model_store.ledger import FINISHED, Ledger, Update
 from model_store.settings import ServiceSettings
 from model_store.state import DeltaStore, ModelState
 from sparse_memory.data.reading import Document, corrected_sentences, document_items, document_pieces, standing_text
-from sparse_memory.data.real_facts import QAItem, all_real_facts
-from sparse_memory.evaluation import retention_f1, sort_known
+from sparse_memory.data.real_facts import QAItem
+from sparse_memory.evaluation import probe_items, retention_f1
 from sparse_memory.finetune import SparseConfig, SparseMemoryFinetuner, combined
 from sparse_memory.slots import BackgroundStats
 from sparse_memory.text import encode
@@ -46,11 +46,9 @@ def probe_set(model, tokenizer, data_dir: Path, size: int) -> list[QAItem]:
     """A small fixed set of real facts the base model answers right, chosen once per instance."""
     path = data_dir / PROBE_FILE
     if not path.is_file():
-        candidates = all_real_facts()
-        candidates = candidates[:: max(len(candidates) // (size * 6), 1)][: size * 6]
-        known, _ = sort_known(model, tokenizer, candidates)
+        known = probe_items(model, tokenizer, size)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps([asdict(item) for item in known[:size]], indent=1))
+        path.write_text(json.dumps([asdict(item) for item in known], indent=1))
     return [QAItem.from_dict(item) for item in json.loads(path.read_text())]
 
 

@@ -13,6 +13,7 @@ BENCHMARKS = {
     "forgetting": ("sparse_memory.bench.forgetting", "bench_forgetting"),
     "interference": ("sparse_memory.bench.interference", "bench_interference"),
     "late": ("sparse_memory.bench.late", "bench_late"),
+    "learn-speed": ("sparse_memory.bench.speed", "bench_learn_speed"),
 }
 
 # `bench forgetting` saves a run's state after a fact at most this often: a full-finetuning save
