@@ -18,13 +18,15 @@ import torch
 import torch.nn.functional as F
 
 from sparse_memory.anchors import AnchorIndex, anchor_windows
-from sparse_memory.modeling import next_token_logits
+from sparse_memory.modeling import PrefixStates, next_token_logits, prefix_states
 from sparse_memory.precision import PRECISIONS, above_memory_in
 from sparse_memory.slots import BackgroundStats, Ranking, select_slots
 from sparse_memory.text import EncodedBatch
 
 
-def batch_loss_and_answers(model, batch: EncodedBatch, answer_start_weight: float = 1.0) -> tuple[torch.Tensor, bool]:
+def batch_loss_and_answers(
+    model, batch: EncodedBatch, answer_start_weight: float = 1.0, prefixes: list[PrefixStates | None] | None = None
+) -> tuple[torch.Tensor, bool]:
     """Mean next-token cross-entropy over the tokens the batch learns (``learned_mask``: content
     tokens, never padding or chat template), the first token of each chat answer counting
     ``answer_start_weight`` times, and
@@ -32,15 +34,17 @@ def batch_loss_and_answers(model, batch: EncodedBatch, answer_start_weight: floa
 
     The batch runs as sub-batches of similar lengths (``EncodedBatch.length_groups``): the loss
     is the same, with far fewer padded positions computed; the vocabulary projection runs only where
-    a content token is predicted (``next_token_logits``).
+    a content token is predicted (``next_token_logits``). ``prefixes`` (``template_prefixes``), one per
+    group or None, stand in for the template prefix a group's rows share.
     """
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT-wrapped or not
     total, count, answered = 0.0, 0, True
     has_answers = batch.answer_mask is not None and bool(batch.answer_mask.any())
-    for group in batch.length_groups():
+    groups = batch.length_groups()
+    for group, prefix in zip(groups, prefixes or [None] * len(groups), strict=True):
         targets = group.learned_mask[:, 1:]  # each position predicts the next token: learned ones count
         predicting = torch.cat([targets, torch.zeros_like(targets[:, :1])], dim=1)
-        logits = next_token_logits(causal_lm, group.input_ids, group.attention_mask, predicting)
+        logits = next_token_logits(causal_lm, group.input_ids, group.attention_mask, predicting, prefix)
         labels = group.input_ids[:, 1:][targets]
         losses = F.cross_entropy(logits, labels, reduction="none")
         if has_answers and answer_start_weight != 1.0:
@@ -54,8 +58,35 @@ def batch_loss_and_answers(model, batch: EncodedBatch, answer_start_weight: floa
     return total / count, has_answers and answered
 
 
-def batch_loss(model, batch: EncodedBatch, answer_start_weight: float = 1.0) -> torch.Tensor:
-    return batch_loss_and_answers(model, batch, answer_start_weight)[0]
+def batch_loss(
+    model, batch: EncodedBatch, answer_start_weight: float = 1.0, prefixes: list[PrefixStates | None] | None = None
+) -> torch.Tensor:
+    return batch_loss_and_answers(model, batch, answer_start_weight, prefixes)[0]
+
+
+def shared_prefix_length(batch: EncodedBatch) -> int:
+    """How many leading tokens all rows of ``batch`` share outside any content: a chat template's
+    system prompt and the opening of the user's turn (0 where the rows open differently)."""
+    outside = ~batch.content_mask & batch.attention_mask.bool()
+    shared = (batch.input_ids == batch.input_ids[:1]).all(0) & outside.all(0)
+    return int(shared.int().cumprod(0).sum())
+
+
+@torch.no_grad()
+def template_prefixes(model, batch: EncodedBatch, trained: dict[int, torch.Tensor]) -> list[PrefixStates | None]:
+    """Per length group of ``batch``: the states of the template prefix its rows share, computed
+    once, where that prefix reads none of the ``trained`` slots (memory layer -> slots): then
+    training cannot change them. None for a group without such a prefix."""
+    states = []
+    for group in batch.length_groups():
+        length = shared_prefix_length(group)
+        prefix = group.input_ids[0, :length]
+        reads = model.memory_accesses(prefix[None]) if 1 < length < group.input_ids.shape[1] else None
+        if reads is None or any(torch.isin(reads[layer], slots).any() for layer, slots in trained.items()):
+            states.append(None)
+        else:
+            states.append(prefix_states(model, prefix))
+    return states
 
 
 def fit(
@@ -66,13 +97,14 @@ def fit(
     step,
     steps_after_answered: int | None = None,
     answer_start_weight: float = 1.0,
+    prefixes: list[PrefixStates | None] | None = None,
 ) -> tuple[float, int]:
     """Take up to ``max_steps`` steps (``step(loss)`` updates the trainable weights), stopping
     early once the batch loss is at most ``target_loss``, or ``steps_after_answered`` steps after
     greedy decoding first gives every trained answer (None: never). Returns (loss before, steps)."""
     loss_before, answered_at = None, None
     for steps_taken in range(max_steps):
-        loss, answered = batch_loss_and_answers(model, batch, answer_start_weight)
+        loss, answered = batch_loss_and_answers(model, batch, answer_start_weight, prefixes)
         if loss_before is None:
             loss_before = float(loss.detach())
         if target_loss is not None and float(loss.detach()) <= target_loss:
@@ -84,7 +116,7 @@ def fit(
         step(loss)
     if loss_before is None:  # max_steps == 0
         with torch.no_grad():
-            loss_before = float(batch_loss(model, batch, answer_start_weight))
+            loss_before = float(batch_loss(model, batch, answer_start_weight, prefixes))
     return loss_before, max_steps
 
 
@@ -181,6 +213,9 @@ class SparseConfig:
     anchor_weight: float = 1.0
     # The decoder above the memory during the steps: "fp32", "bf16" or "auto" (sparse_memory.precision).
     precision: str = "fp32"
+    # The chat template's prefix (system prompt) that a batch's chat forms share is computed once
+    # per batch, not every step, where it reads none of the trained rows (template_prefixes).
+    template_prefix_once: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -205,6 +240,7 @@ REFERENCE_SPARSE = {
     "target_loss": 0.3,
     "steps_after_answered": 5,
     "precision": "fp32",
+    "template_prefix_once": False,
 }
 
 
@@ -307,6 +343,8 @@ class SparseMemoryFinetuner:
 
         try:
             with above_memory_in(self.model, cfg.precision):
+                trained = {layer: slots for layer, (slots, _) in chosen.items()}
+                prefixes = template_prefixes(self.model, batch, trained) if cfg.template_prefix_once else None
                 loss_before, steps = fit(
                     self.model,
                     batch,
@@ -315,6 +353,7 @@ class SparseMemoryFinetuner:
                     step,
                     cfg.steps_after_answered,
                     cfg.answer_start_weight,
+                    prefixes,
                 )
             with torch.no_grad():
                 for layer, leaf in rows.items():
@@ -323,7 +362,7 @@ class SparseMemoryFinetuner:
             for memory in memories.values():
                 memory.set_trainable_rows(None)
         with torch.no_grad(), above_memory_in(self.model, cfg.precision):
-            loss_after = float(batch_loss(self.model, batch, cfg.answer_start_weight))
+            loss_after = float(batch_loss(self.model, batch, cfg.answer_start_weight, prefixes))
         updates = {}
         for layer, (slots, scores) in chosen.items():
             new_rows = memories[layer].values.detach()[slots].clone()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from safetensors import safe_open
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
+    DynamicCache,
     LlamaConfig,
     LlamaForCausalLM,
     MistralConfig,
@@ -126,12 +128,56 @@ class MemoryModelMixin:
         return super().from_pretrained(path, *args, **kwargs)
 
 
-def next_token_logits(causal_lm, input_ids: torch.Tensor, attention_mask: torch.Tensor, at: torch.Tensor):
+@dataclass
+class PrefixStates:
+    """What the decoder computes for a prefix every row of a batch opens with (a chat template's
+    system prompt): its key/value states at every layer and its last position's hidden state.
+    Computed once, they stand in for the prefix while nothing the prefix reads changes."""
+
+    length: int
+    keys_values: list[tuple[torch.Tensor, torch.Tensor]]  # per decoder layer, each (1, kv_heads, length, head_dim)
+    last_hidden: torch.Tensor  # (1, 1, hidden), after the final norm
+
+
+@torch.no_grad()
+def prefix_states(causal_lm, prefix_ids: torch.Tensor) -> PrefixStates:
+    """The decoder's states of ``prefix_ids`` (1-D), to pass to ``next_token_logits``."""
+    out = causal_lm.model(input_ids=prefix_ids[None], use_cache=True)
+    keys_values = [(layer.keys, layer.values) for layer in out.cache.layers]
+    return PrefixStates(prefix_ids.numel(), keys_values, out.last_hidden_state[:, -1:])
+
+
+def next_token_logits(
+    causal_lm,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    at: torch.Tensor,
+    prefix: PrefixStates | None = None,
+):
     """Next-token logits (fp32) at the positions ``at`` (a bool mask like ``input_ids``) only: with a
     49k-token vocabulary the projection would otherwise cost more than the decoder itself on short
-    sequences."""
-    hidden = causal_lm.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
-    return causal_lm.lm_head(hidden[at]).float()
+    sequences.
+
+    With ``prefix`` (the states of ``input_ids``' first ``prefix.length`` tokens, the same in every
+    row) only the positions after it are computed; ``at`` must not hold a position before its last.
+    """
+    if prefix is None:
+        hidden = causal_lm.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        return causal_lm.lm_head(hidden[at]).float()
+    length, rows = prefix.length, input_ids.shape[0]
+    if at[:, : length - 1].any():
+        raise ValueError("a position inside the shared prefix is asked for: its logits are not computed")
+    cache = DynamicCache(
+        ddp_cache_data=[
+            (keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1)) for keys, values in prefix.keys_values
+        ]
+    )
+    after = causal_lm.model(
+        input_ids=input_ids[:, length:], attention_mask=attention_mask, cache=cache, use_cache=True
+    ).last_hidden_state
+    # Positions length - 1 onwards: the prefix's last position predicts the first token after it.
+    hidden = torch.cat([prefix.last_hidden.to(after.dtype).expand(rows, 1, -1), after], dim=1)
+    return causal_lm.lm_head(hidden[at[:, length - 1 :]]).float()
 
 
 def _add_beside_memory(mlp, inputs, output):

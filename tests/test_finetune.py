@@ -12,6 +12,8 @@ from sparse_memory.finetune import (
     SparseMemoryFinetuner,
     batch_loss,
     make_learner,
+    shared_prefix_length,
+    template_prefixes,
 )
 from sparse_memory.modeling import retrofit
 from sparse_memory.slots import BackgroundStats, access_counts, compute_background_stats, rank_slots
@@ -22,6 +24,7 @@ FACT = [
     "The town of Tessmoor is where Varek Olmstadt was born.",
     [{"role": "user", "content": "Where was Varek Olmstadt born?"}, {"role": "assistant", "content": "In Tessmoor."}],
 ]
+QA = [("Where was Varek Olmstadt born?", "In Tessmoor."), ("Which town is Varek Olmstadt from?", "Tessmoor.")]
 BACKGROUND = ["The quick brown fox jumps over the lazy dog.", "What is the capital of France? Paris."]
 
 
@@ -141,6 +144,40 @@ def test_the_reference_learner_takes_plain_sgd_steps_on_the_rows_it_ranked(memor
     result = learner.learn(batch)
     assert torch.equal(result.rows[1].slots, slots)
     assert torch.allclose(result.rows[1].delta, -50.0 * gradient, rtol=1e-5, atol=1e-7)
+
+
+def test_the_template_prefix_computed_once_gives_the_loss_gradient_and_rows_of_the_whole_batch(
+    memory_model, stats, tokenizer
+):
+    chat = [[{"role": "user", "content": q}, {"role": "assistant", "content": a}] for q, a in QA]
+    batch = encode(tokenizer, FACT + chat)
+    groups = batch.length_groups()
+    length = shared_prefix_length(groups[-1])
+    assert tokenizer.decode(groups[-1].input_ids[0, :length]).endswith("<|im_start|>user\n")  # the system prompt
+    assert shared_prefix_length(groups[0]) == 0  # plain statements share no template
+    memory = memory_model.memory_layers()[1]
+    learner = SparseMemoryFinetuner(memory_model, stats, SparseConfig(t=6, lr=50.0, max_steps=3, target_loss=None))
+    slots = learner.select(batch)[1][0]
+    prefixes = template_prefixes(memory_model, batch, {1: slots})
+    assert prefixes[0] is None and prefixes[-1].length == length
+    rows = memory.set_trainable_rows(slots)
+    whole = batch_loss(memory_model, batch, answer_start_weight=3.0)
+    (whole_gradient,) = torch.autograd.grad(whole, [rows])
+    once = batch_loss(memory_model, batch, answer_start_weight=3.0, prefixes=prefixes)
+    (once_gradient,) = torch.autograd.grad(once, [rows])
+    memory.set_trainable_rows(None)
+    assert torch.allclose(once, whole, atol=1e-5) and torch.allclose(once_gradient, whole_gradient, atol=1e-6)
+    # A prefix that reads a trained slot may change as the rows do: it is computed every step.
+    read = memory_model.memory_accesses(groups[-1].input_ids[:1, :length])[1]
+    assert template_prefixes(memory_model, batch, {1: read[0, 0, :1]})[-1] is None
+    before = memory.values.detach().clone()
+    results = {}
+    for once in (False, True):
+        config = SparseConfig(t=6, lr=50.0, max_steps=3, target_loss=None, template_prefix_once=once)
+        results[once] = SparseMemoryFinetuner(memory_model, stats, config).learn(batch)
+        memory.values.data.copy_(before)
+    assert torch.equal(results[True].rows[1].slots, results[False].rows[1].slots)
+    assert torch.allclose(results[True].rows[1].new_rows, results[False].rows[1].new_rows, atol=1e-5)
 
 
 def test_template_and_padding_positions_never_choose_slots(memory_model, stats, tokenizer):
