@@ -34,6 +34,7 @@ from sparse_memory.data.documents import (
 from sparse_memory.data.reading import READING_FORMS
 from sparse_memory.data.wikipedia import articles
 from sparse_memory.evaluation import ask, heldout_nll, retention_f1
+from sparse_memory.precision import resolve_precision
 from sparse_memory.prepare import prepare
 from sparse_memory.scoring import answer_scores
 from worker.learning import Learner, document_record
@@ -117,6 +118,7 @@ def bench_documents(
         "qa_supplied": qa,
         "options": options,
         "supersede_corrections": settings.supersede_corrections,
+        "precision": resolve_precision(settings.precision, settings.torch_device()),
         **_answers(learner.model, tokenizer, stream),
         "answered_right_after": round(sum(asked_right_after) / max(len(asked_right_after), 1), 4),
         **_retention(learner.model, tokenizer, retention, wiki, before),

@@ -8,6 +8,7 @@ as most deployments name them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 
@@ -76,6 +77,11 @@ class ServiceSettings(CoreSettings):
         description="A document that corrects what an active update said (a later statement of the same relation "
         "about the same name: a new home, a new head count) supersedes that update: it is rolled back and what it "
         "said that the correction leaves standing is learned again with the correction, as one text.",
+    )
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        default=SparseConfig.precision,
+        description="The decoder above the memory during a learn step: fp32, bf16, or auto (bf16 where the "
+        "CPU or GPU computes it natively).",
     )
     probe_size: int = Field(default=16, description="Retention questions asked before and after each update.")
     max_retention_drop: float | None = Field(

@@ -181,8 +181,6 @@ class SparseConfig:
     ranking: Ranking = "tfidf"
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = 1e4
-    # SGD's Nesterov momentum (0: plain SGD, the paper's).
-    momentum: float = 0.0
     max_steps: int = 30
     target_loss: float | None = 0.3  # stop once the batch loss is this low
     # Stop this many steps after greedy decoding first gives every trained answer (None: never).
@@ -212,7 +210,7 @@ class SparseConfig:
     anchor_width: int = 32  # tokens per window
     anchor_weight: float = 1.0
     # The decoder above the memory during the steps: "fp32", "bf16" or "auto" (sparse_memory.precision).
-    precision: str = "fp32"
+    precision: str = "auto"
     # The chat template's prefix (system prompt) that a batch's chat forms share is computed once
     # per batch, not every step, where it reads none of the trained rows (template_prefixes).
     template_prefix_once: bool = True
@@ -221,8 +219,6 @@ class SparseConfig:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
         if self.reserve < 1:
             raise ValueError(f"reserve must be at least 1 (1 reserves only the written slots), got {self.reserve}")
         if self.anchor_windows < 0 or self.anchor_width < 1 or self.anchor_weight < 0:
@@ -321,7 +317,6 @@ class SparseMemoryFinetuner:
         rows = {layer: memories[layer].set_trainable_rows(slots) for layer, (slots, _) in chosen.items()}
         leaves = list(rows.values())
         optimizer = torch.optim.AdamW(leaves, lr=cfg.lr, weight_decay=0.0) if cfg.optimizer == "adamw" else None
-        velocities = [torch.zeros_like(leaf) for leaf in leaves]
 
         def step(loss: torch.Tensor) -> None:
             if windows is not None:
@@ -335,10 +330,7 @@ class SparseMemoryFinetuner:
                         leaf.grad = grad
                     optimizer.step()
                     return
-                for leaf, grad, velocity in zip(leaves, grads, velocities, strict=True):
-                    if cfg.momentum:
-                        velocity.mul_(cfg.momentum).add_(grad)
-                        grad = grad + cfg.momentum * velocity
+                for leaf, grad in zip(leaves, grads, strict=True):
                     leaf.sub_(cfg.lr * grad)
 
         try:

@@ -1,11 +1,11 @@
 """Which floating-point path a sparse learn step's decoder takes.
 
 A learn step trains value rows of the memory layer and runs the frozen decoder forward and
-backward through the layers above it every step. Those layers (and the vocabulary projection)
-may run under bf16 autocast: where the hardware computes bf16 natively (CUDA GPUs with bf16,
-CPUs with AVX-512 BF16 or AMX) that is faster; where it emulates bf16 (AVX2 only) it is slower
-than fp32. The memory layer and everything below it stay fp32, so which slots a token reads
-never changes, and the value rows, their gradients and their update are fp32 always.
+backward through the layers above it every step. Those layers may run under bf16 autocast:
+where the hardware computes bf16 natively (CUDA GPUs with bf16, CPUs with AVX-512 BF16 or AMX)
+that is faster; where it emulates bf16 (AVX2 only) it is slower than fp32. The memory layer and
+everything below it stay fp32, so which slots a token reads never changes, and the value rows,
+their gradients and their update are fp32 always; so do the final norm and the logits.
 
 ``precision``: "fp32" (the reference), "bf16", or "auto" (bf16 where the hardware has it).
 """
@@ -49,16 +49,17 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
 
 @contextlib.contextmanager
 def above_memory_in(model, precision: str) -> Iterator[None]:
-    """Within the block, the decoder layers above the last memory layer, the final norm and the
-    vocabulary projection of ``model`` run under autocast to bf16 when ``precision`` resolves to
-    bf16; nothing changes otherwise."""
+    """Within the block, the decoder layers above the last memory layer of ``model`` run under
+    autocast to bf16 when ``precision`` resolves to bf16; nothing changes otherwise. The final
+    norm and the vocabulary projection stay fp32: logits rounded to bf16 (steps of 0.125 at 16)
+    blur the loss's gradient and the check that each trained answer comes out right."""
     device = next(model.parameters()).device
     if resolve_precision(precision, device) == "fp32":
         yield
         return
     autocast = torch.autocast(device.type, dtype=torch.bfloat16)
     top_memory = max(model.memory_layers())
-    modules = [*model.model.layers[top_memory + 1 :], model.model.norm, model.lm_head]
+    modules = list(model.model.layers[top_memory + 1 :])
     for module in modules:
         module.forward = autocast(module.forward)  # an instance attribute: the class's forward stays
     try:

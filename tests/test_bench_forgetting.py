@@ -240,6 +240,7 @@ def test_bench_learn_speed_learns_each_fact_alone_and_leaves_the_model_as_it_was
     from sparse_memory.data.augment import fact_items
     from sparse_memory.data.real_facts import all_real_facts
     from sparse_memory.finetune import SparseConfig
+    from sparse_memory.precision import resolve_precision
     from sparse_memory.prepare import load_memory_model
     from sparse_memory.slots import BackgroundStats
     from sparse_memory.text import encode
@@ -258,5 +259,5 @@ def test_bench_learn_speed_learns_each_fact_alone_and_leaves_the_model_as_it_was
     for row in rows:
         assert row["seconds"] >= row["learn_seconds"] > row["ranking_seconds"] > 0 and row["probe_seconds"] > 0
     summary = _summary(rows, config, "cpu")
-    assert summary["steps_per_fact"] == 3 and summary["precision"] == "fp32"
+    assert summary["steps_per_fact"] == 3 and summary["precision"] == resolve_precision(config.precision, "cpu")
     assert summary["seconds_per_fact_p50"] == pytest.approx(sum(row["seconds"] for row in rows) / 2, abs=0.01)

@@ -106,11 +106,11 @@ def test_a_batch_whose_slots_are_all_written_is_refused_with_what_to_do(memory_m
     assert torch.equal(memory_model.memory_layers()[1].values, before)  # nothing half-applied
 
 
-@pytest.mark.parametrize(("precision", "momentum"), [("fp32", 0.0), ("bf16", 0.0), ("fp32", 0.9)])
-def test_sparse_step_changes_only_the_top_t_rows(precision, momentum, memory_model, stats, tokenizer):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_sparse_step_changes_only_the_top_t_rows(precision, memory_model, stats, tokenizer):
     before = {name: tensor.clone() for name, tensor in memory_model.state_dict().items()}
     batch = encode(tokenizer, FACT)
-    config = SparseConfig(t=6, lr=50.0, max_steps=3, target_loss=None, precision=precision, momentum=momentum)
+    config = SparseConfig(t=6, lr=50.0, max_steps=3, target_loss=None, precision=precision)
     learner = SparseMemoryFinetuner(memory_model, stats, config)
     result = learner.learn(batch)
     assert "forward" not in vars(memory_model.lm_head)  # the autocast wrappers are gone
@@ -173,7 +173,7 @@ def test_the_template_prefix_computed_once_gives_the_loss_gradient_and_rows_of_t
     before = memory.values.detach().clone()
     results = {}
     for once in (False, True):
-        config = SparseConfig(t=6, lr=50.0, max_steps=3, target_loss=None, template_prefix_once=once)
+        config = SparseConfig(t=6, lr=50.0, max_steps=3, target_loss=None, precision="fp32", template_prefix_once=once)
         results[once] = SparseMemoryFinetuner(memory_model, stats, config).learn(batch)
         memory.values.data.copy_(before)
     assert torch.equal(results[True].rows[1].slots, results[False].rows[1].slots)
@@ -197,7 +197,7 @@ def test_training_stops_at_the_target_loss(memory_model, stats, tokenizer):
     with torch.no_grad():
         start = float(batch_loss(memory_model, batch))
     learner = SparseMemoryFinetuner(
-        memory_model, stats, SparseConfig(t=50, lr=50.0, max_steps=5, target_loss=start + 1)
+        memory_model, stats, SparseConfig(t=50, lr=50.0, max_steps=5, target_loss=start + 1, precision="fp32")
     )
     result = learner.learn(batch)
     assert result.steps == 0 and result.loss_after == pytest.approx(start)
@@ -393,7 +393,7 @@ def test_full_finetuning_gives_the_memory_values_the_gradient_a_dense_backward_g
     torch.testing.assert_close(values.grad, dense)
 
 
-def test_bf16_runs_the_layers_above_the_memory_only_and_auto_follows_the_hardware(memory_model, tokenizer):
+def test_bf16_runs_the_decoder_layers_above_the_memory_only_and_auto_follows_the_hardware(memory_model, tokenizer):
     from sparse_memory.precision import above_memory_in, cpu_has_native_bf16, resolve_precision
 
     seen = {}
@@ -416,7 +416,7 @@ def test_bf16_runs_the_layers_above_the_memory_only_and_auto_follows_the_hardwar
     top_memory = max(memory_model.memory_layers())
     assert all(seen[i] == torch.float32 for i in range(top_memory + 1))
     assert all(seen[i] == torch.bfloat16 for i in range(top_memory + 1, len(layers)))
-    assert seen["lm_head"] == torch.bfloat16
+    assert seen["lm_head"] == torch.float32  # the logits are never rounded to bf16
     assert resolve_precision("auto", "cpu") == ("bf16" if cpu_has_native_bf16() else "fp32")
     with pytest.raises(ValueError, match="fp32, bf16, auto"):
         SparseConfig(precision="fp16")

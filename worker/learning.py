@@ -132,6 +132,7 @@ class Learner:
                 written_factor=self.settings.written_factor,
                 reserve=options.get("reserve", 1),  # updates queued before the option existed reserved none
                 answer_start_weight=options.get("answer_start_weight", 1.0),  # and weighted every token alike
+                precision=self.settings.precision,
             )
             probe_before = self._probe_score()
             # Learned on the model every replica will serve once the superseded updates are rolled back.

@@ -26,6 +26,7 @@ from sparse_memory.data.real_facts import QAItem, all_real_facts
 from sparse_memory.data.wikipedia import articles
 from sparse_memory.evaluation import ask, heldout_nll, mean_scores, retention_replies, sort_known
 from sparse_memory.finetune import DEFAULT_LR, SparseConfig, make_learner
+from sparse_memory.precision import resolve_precision
 from sparse_memory.prepare import BACKGROUND_SEED, load_memory_model, prepare
 from sparse_memory.scoring import SHORT_ANSWER_VERSION
 from sparse_memory.settings import CoreSettings
@@ -289,6 +290,7 @@ def run_method(
         "optimizer": spec.optimizer if spec.kind == "smf" else "adamw",
         "spare_template_reads": spec.spare_template_reads if spec.kind == "smf" else None,
         "anchor_windows": spec.anchor_windows if spec.kind == "smf" else None,
+        "precision": resolve_precision(learner.config.precision, device) if spec.kind == "smf" else "fp32",
         "answers": spec.answers,
         "questions": spec.questions,
         "learned_f1_own": sum(progress["own_f1"]) / len(progress["own_f1"]),
