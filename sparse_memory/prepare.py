@@ -116,6 +116,15 @@ def _write_record(directory: Path, record: dict) -> None:
     (directory / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
 
+def load_prepared(settings: CoreSettings | None = None) -> tuple[PreTrainedModel, object, BackgroundStats]:
+    """The prepared memory model on the configured device (prepared first where it is not yet),
+    its tokenizer and its background statistics: what a benchmark on the default model starts from."""
+    settings = settings or CoreSettings()
+    where = prepare(settings)
+    model, tokenizer = load_memory_model(where.memory, settings.torch_device())
+    return model, tokenizer, BackgroundStats.load(where.memory)
+
+
 def prepare(settings: CoreSettings | None = None, log=print) -> PreparedPaths:
     """Run every unfinished stage; returns where the base and the memory model are.
 

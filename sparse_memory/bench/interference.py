@@ -16,9 +16,7 @@ from sparse_memory.bench.forgetting import FACT_SEED
 from sparse_memory.data.facts import make_facts
 from sparse_memory.evaluation import interference_report
 from sparse_memory.finetune import SparseConfig
-from sparse_memory.prepare import load_memory_model, prepare
-from sparse_memory.settings import CoreSettings
-from sparse_memory.slots import BackgroundStats
+from sparse_memory.prepare import load_prepared
 
 # (written_factor, reserve): 1 is the paper's ranking, 0 never chooses a written slot again;
 # reserve 1 spares only the written slots, the default also its next best-ranked ones.
@@ -26,11 +24,7 @@ SETTINGS = ((1.0, 1), (0.3, 1), (0.0, 1), (SparseConfig.written_factor, SparseCo
 
 
 def bench_interference(quick: bool = False, facts: int | None = None) -> dict:
-    settings = CoreSettings()
-    device = settings.torch_device()
-    where = prepare(settings)
-    model, tokenizer = load_memory_model(where.memory, device)
-    stats = BackgroundStats.load(where.memory)
+    model, tokenizer, stats = load_prepared()
     n_facts = facts or (20 if quick else 100)
     fact_list = make_facts(n_facts, seed=FACT_SEED)  # the facts of `bench forgetting`
     rows = []

@@ -18,8 +18,7 @@ from tqdm.auto import tqdm
 
 from sparse_memory.bench.forgetting import FACT_SEED, MethodSpec, at_learning_rate, learned_scores, method_specs
 from sparse_memory.data.facts import Fact, make_facts
-from sparse_memory.prepare import load_memory_model, prepare
-from sparse_memory.settings import CoreSettings
+from sparse_memory.prepare import load_prepared
 from sparse_memory.slots import BackgroundStats
 
 
@@ -41,11 +40,7 @@ def bench_late(
     n_facts = facts or (3 if quick else 10)
     if after < 0:
         raise ValueError(f"--after must be 0 or more facts, got {after}")
-    settings = CoreSettings()
-    device = settings.torch_device()
-    where = prepare(settings)
-    model, tokenizer = load_memory_model(where.memory, device)
-    stats = BackgroundStats.load(where.memory)
+    model, tokenizer, stats = load_prepared()
     stream = make_facts(after + n_facts, seed=FACT_SEED)  # the facts of `bench forgetting`
     results = {spec.name: learn_late(spec, model, tokenizer, stats, stream, after, max_steps) for spec in specs}
     return {

@@ -23,9 +23,7 @@ from sparse_memory.data.facts import make_facts
 from sparse_memory.evaluation import probe_items, retention_f1
 from sparse_memory.finetune import REFERENCE_SPARSE, SparseConfig, SparseMemoryFinetuner
 from sparse_memory.precision import cpu_has_native_bf16, resolve_precision
-from sparse_memory.prepare import load_memory_model, prepare
-from sparse_memory.settings import CoreSettings
-from sparse_memory.slots import BackgroundStats
+from sparse_memory.prepare import load_prepared
 from sparse_memory.text import encode
 
 PROBE_SIZE = 16  # the service's default retention probe
@@ -35,11 +33,8 @@ def bench_learn_speed(quick: bool = False, facts: int | None = None) -> dict:
     n_facts = facts or (3 if quick else 10)
     if n_facts < 1:
         raise ValueError(f"--facts must be at least 1, got {n_facts}")
-    settings = CoreSettings()
-    device = settings.torch_device()
-    where = prepare(settings)
-    model, tokenizer = load_memory_model(where.memory, device)
-    stats = BackgroundStats.load(where.memory)
+    model, tokenizer, stats = load_prepared()
+    device = next(model.parameters()).device
     probe = probe_items(model, tokenizer, PROBE_SIZE)
     configs = {"reference": SparseConfig(**REFERENCE_SPARSE), "default": SparseConfig()}
     runs = {name: [] for name in configs}
