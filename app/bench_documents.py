@@ -95,7 +95,7 @@ def bench_documents(
     name = run_name(n_documents, qa, options["reading"], given, base_settings.supersede_corrections)
     name += ("_corrections" if corrections else "") + ("" if seed is None else f"_seed{seed}")
     run_dir = base_settings.data_dir.parent / "bench" / "documents" / name
-    settings = base_settings.model_copy(update={"data_dir": run_dir, "probe_size": 0, "database_url": None})
+    settings = base_settings.model_copy(update={"data_dir": run_dir, "database_url": None})
     prepare(settings)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint, model, tokenizer, stats = load_checkpoint(settings, log=lambda message: None)
@@ -105,10 +105,12 @@ def bench_documents(
 
     ledger = Ledger(settings.ledger_url())
     ledger.migrate()
-    # The retention probe of each update is off: the benchmark measures retention itself, once.
+    # Each update asks the service's retention probe, as in the service: which update costs
+    # retention shows in per_document; the benchmark's own retention set is asked once, at the end.
     learner = Learner(settings, ledger, model, tokenizer, stats)
-    seconds, right_after = _learn_stream(learner, ledger, stream, qa, options, run_dir / "progress.json")
-    asked_right_after = [contains for document in right_after for contains in document]
+    per_document = _learn_stream(learner, ledger, stream, qa, options, run_dir / "progress.json")
+    seconds = [document["seconds"] for document in per_document]
+    asked_right_after = [contains for document in per_document for contains in document["right_after"]]
     learner.state.catch_up(ledger)
     result = {
         "documents": len(stream),
@@ -125,6 +127,11 @@ def bench_documents(
         "seconds_per_document": round(sum(seconds) / len(seconds), 1),
         "seconds_per_document_max": round(max(seconds), 1),
         "statuses": _statuses(ledger, len(stream)),
+        "per_document": [
+            {key: value for key, value in document.items() if key != "right_after"}
+            | {"answered_right_after": _share([{"contains": c} for c in document["right_after"]])}
+            for document in per_document
+        ],
         "memory_slots": model.memory_config.n_slots,
         "memory_gate": model.memory_config.gate,
     }
@@ -151,13 +158,12 @@ def _baseline(model, tokenizer, retention, wiki, path: Path, quick: bool) -> dic
 
 def _learn_stream(
     learner: Learner, ledger: Ledger, stream: list[UserDocument], qa: bool, options: dict, log: Path
-) -> tuple[list[float], list[list[bool]]]:
+) -> list[dict]:
     """Each document as its own update, in order; update i + 1 is document i. Documents learned
-    by an earlier, stopped run of the same command are not learned again. Returns the seconds
-    each document took and, per document, which of its questions were answered right after it:
-    what the stream's end adds to that is interference."""
-    progress = json.loads(log.read_text()) if log.is_file() else {}
-    seconds, right_after = progress.get("seconds", []), progress.get("right_after", [])
+    by an earlier, stopped run of the same command are not learned again. Returns per document:
+    its status, steps, seconds, retention probe drop, and which of its questions were answered
+    right after it (what the stream's end adds to that is interference)."""
+    done = json.loads(log.read_text()).get("documents", []) if log.is_file() else []
     for document in tqdm(stream, desc="learn", unit="doc"):
         update_id = document.index + 1
         try:
@@ -171,15 +177,25 @@ def _learn_stream(
             continue
         started = time.perf_counter()
         finished = learner.process(update_id)
-        seconds = seconds[: document.index] + [time.perf_counter() - started]
+        seconds = time.perf_counter() - started
         rows = _ask_all(learner.model, learner.tokenizer, [(document, fact) for fact in document.facts])
-        right_after = right_after[: document.index] + [[row["contains"] for row in rows]]
-        log.write_text(json.dumps({"seconds": seconds, "right_after": right_after}))
+        done = done[: document.index] + [
+            {
+                "index": document.index,
+                "kind": document.kind,
+                "status": finished.status,
+                "steps": finished.steps,
+                "seconds": round(seconds, 1),
+                "probe_drop": None if finished.probe is None else round(finished.probe["drop"], 4),
+                "right_after": [row["contains"] for row in rows],
+            }
+        ]
+        log.write_text(json.dumps({"documents": done}))
         tqdm.write(
             f"document {document.index} ({document.kind}): {finished.status}, "
-            f"{finished.steps} steps, {seconds[-1]:.0f} s"
+            f"{finished.steps} steps, {seconds:.0f} s, probe drop {done[-1]['probe_drop']}"
         )
-    return seconds, right_after
+    return done
 
 
 def _ask_all(model, tokenizer, pairs) -> list[dict]:

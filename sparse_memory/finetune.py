@@ -89,34 +89,79 @@ def template_prefixes(model, batch: EncodedBatch, trained: dict[int, torch.Tenso
     return states
 
 
+def batch_parts(batch: EncodedBatch, parts: int) -> list[EncodedBatch]:
+    """``batch`` dealt into ``parts`` sub-batches of nearly equal size (at most one per row): its
+    rows in order of length, dealt in turn, so that each part holds short and long rows alike."""
+    parts = min(parts, batch.input_ids.shape[0])
+    if parts <= 1:
+        return [batch]
+    lengths = batch.attention_mask.sum(1).tolist()
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    return [batch.select_rows(order[part::parts]) for part in range(parts)]
+
+
+def learned_tokens(batch: EncodedBatch) -> int:
+    """How many tokens ``batch``'s loss predicts (its mean is over these)."""
+    return int(batch.learned_mask[:, 1:].sum())
+
+
+@torch.no_grad()
+def parts_loss(
+    model,
+    parts: list[EncodedBatch],
+    answer_start_weight: float = 1.0,
+    prefixes: list[list[PrefixStates | None] | None] | None = None,
+) -> float:
+    """The loss of the batch ``parts`` make up: their losses weighted by their learned tokens."""
+    prefixes = prefixes or [None] * len(parts)
+    pairs = zip(parts, prefixes, strict=True)
+    losses = [float(batch_loss(model, part, answer_start_weight, prefix)) for part, prefix in pairs]
+    return _weighted(losses, [learned_tokens(part) for part in parts])
+
+
+def _weighted(losses: list[float], counts: list[int]) -> float:
+    return sum(loss * count for loss, count in zip(losses, counts, strict=True)) / max(sum(counts), 1)
+
+
 def fit(
     model,
-    batch: EncodedBatch,
+    parts: list[EncodedBatch],
     max_steps: int,
     target_loss: float | None,
     step,
     steps_after_answered: int | None = None,
     answer_start_weight: float = 1.0,
-    prefixes: list[PrefixStates | None] | None = None,
+    prefixes: list[list[PrefixStates | None] | None] | None = None,
 ) -> tuple[float, int]:
-    """Take up to ``max_steps`` steps (``step(loss)`` updates the trainable weights), stopping
-    early once the batch loss is at most ``target_loss``, or ``steps_after_answered`` steps after
-    greedy decoding first gives every trained answer (None: never). Returns (loss before, steps)."""
-    loss_before, answered_at = None, None
+    """Take up to ``max_steps`` steps, step i on ``parts[i % len(parts)]`` (``step(loss)`` updates
+    the trainable weights; one part: the whole batch every step), stopping early once the batch
+    loss is at most ``target_loss``, or ``steps_after_answered`` steps after greedy decoding first
+    gives every trained answer (None: never). With several parts, the batch's loss and answers are
+    those each part had when it last stepped. ``prefixes``: per part, ``template_prefixes``.
+    Returns (loss before, steps)."""
+    prefixes = prefixes or [None] * len(parts)
+    counts = [learned_tokens(part) for part in parts]
+    # One part: its first loss is the batch's before any step; several: each part moves before its first step.
+    loss_before = parts_loss(model, parts, answer_start_weight, prefixes) if len(parts) > 1 else None
+    latest_losses: list[float | None] = [None] * len(parts)
+    latest_answered = [False] * len(parts)
+    answered_at = None
     for steps_taken in range(max_steps):
-        loss, answered = batch_loss_and_answers(model, batch, answer_start_weight, prefixes)
+        part = steps_taken % len(parts)
+        loss, answered = batch_loss_and_answers(model, parts[part], answer_start_weight, prefixes[part])
+        latest_losses[part], latest_answered[part] = float(loss.detach()), answered
         if loss_before is None:
-            loss_before = float(loss.detach())
-        if target_loss is not None and float(loss.detach()) <= target_loss:
-            return loss_before, steps_taken
-        if steps_after_answered is not None and answered and answered_at is None:
-            answered_at = steps_taken
-        if answered_at is not None and steps_taken - answered_at >= steps_after_answered:
-            return loss_before, steps_taken
+            loss_before = latest_losses[part]
+        if None not in latest_losses:  # every part has been seen
+            if target_loss is not None and _weighted(latest_losses, counts) <= target_loss:
+                return loss_before, steps_taken
+            if steps_after_answered is not None and all(latest_answered) and answered_at is None:
+                answered_at = steps_taken
+            if answered_at is not None and steps_taken - answered_at >= steps_after_answered:
+                return loss_before, steps_taken
         step(loss)
     if loss_before is None:  # max_steps == 0
-        with torch.no_grad():
-            loss_before = float(batch_loss(model, batch, answer_start_weight, prefixes))
+        loss_before = parts_loss(model, parts, answer_start_weight, prefixes)
     return loss_before, max_steps
 
 
@@ -214,11 +259,16 @@ class SparseConfig:
     # The chat template's prefix (system prompt) that a batch's chat forms share is computed once
     # per batch, not every step, where it reads none of the trained rows (template_prefixes).
     template_prefix_once: bool = True
+    # The batch's sequences dealt into this many parts (batch_parts), each step on the next part
+    # in turn: a step costs about 1 / batch_parts of one on the whole batch (1: the whole batch).
+    batch_parts: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.batch_parts < 1:
+            raise ValueError(f"batch_parts must be at least 1 (1: the whole batch every step), got {self.batch_parts}")
         if self.reserve < 1:
             raise ValueError(f"reserve must be at least 1 (1 reserves only the written slots), got {self.reserve}")
         if self.anchor_windows < 0 or self.anchor_width < 1 or self.anchor_weight < 0:
@@ -237,6 +287,7 @@ REFERENCE_SPARSE = {
     "steps_after_answered": 5,
     "precision": "fp32",
     "template_prefix_once": False,
+    "batch_parts": 1,
 }
 
 
@@ -336,10 +387,15 @@ class SparseMemoryFinetuner:
         try:
             with above_memory_in(self.model, cfg.precision):
                 trained = {layer: slots for layer, (slots, _) in chosen.items()}
-                prefixes = template_prefixes(self.model, batch, trained) if cfg.template_prefix_once else None
+                parts = batch_parts(batch, cfg.batch_parts)
+                prefixes = (
+                    [template_prefixes(self.model, part, trained) for part in parts]
+                    if cfg.template_prefix_once
+                    else None
+                )
                 loss_before, steps = fit(
                     self.model,
-                    batch,
+                    parts,
                     cfg.max_steps,
                     cfg.target_loss,
                     step,
@@ -353,8 +409,8 @@ class SparseMemoryFinetuner:
         finally:
             for memory in memories.values():
                 memory.set_trainable_rows(None)
-        with torch.no_grad(), above_memory_in(self.model, cfg.precision):
-            loss_after = float(batch_loss(self.model, batch, cfg.answer_start_weight, prefixes))
+        with above_memory_in(self.model, cfg.precision):
+            loss_after = parts_loss(self.model, parts, cfg.answer_start_weight, prefixes)
         updates = {}
         for layer, (slots, scores) in chosen.items():
             new_rows = memories[layer].values.detach()[slots].clone()
@@ -456,7 +512,7 @@ class _DenseFinetuner:
 
         config = self.config
         loss_before, steps = fit(
-            self.model, batch, config.max_steps, config.target_loss, step, config.steps_after_answered
+            self.model, [batch], config.max_steps, config.target_loss, step, config.steps_after_answered
         )
         self.optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():

@@ -2,6 +2,7 @@
 stopped run goes on from the next document, and the report counts corrections apart."""
 
 import json
+from dataclasses import asdict
 
 import pytest
 
@@ -11,10 +12,11 @@ from model_store.checkpoint import load_checkpoint
 from model_store.ledger import Ledger
 from model_store.settings import ServiceSettings
 from sparse_memory.data.documents import user_documents
-from worker.learning import Learner
+from sparse_memory.data.real_facts import all_real_facts
+from worker.learning import PROBE_FILE, Learner
 
 
-def learner_for(tiny_checkpoint, data_dir):
+def learner_for(tiny_checkpoint, data_dir, probe_size=0):
     settings = ServiceSettings(
         memory_model=tiny_checkpoint,
         data_dir=data_dir,
@@ -23,7 +25,7 @@ def learner_for(tiny_checkpoint, data_dir):
         steps=2,
         lr=50.0,
         device="cpu",
-        probe_size=0,
+        probe_size=probe_size,
     )
     ledger = Ledger(settings.ledger_url())
     ledger.migrate()
@@ -33,7 +35,10 @@ def learner_for(tiny_checkpoint, data_dir):
 
 def test_a_stopped_stream_goes_on_from_the_next_document(tiny_checkpoint, tmp_path, monkeypatch):
     stream = user_documents(4, seed=3)
-    learner, ledger, settings = learner_for(tiny_checkpoint, tmp_path)
+    # The service's retention probe on: two real facts (the tiny model answers none of them)
+    probe = [asdict(item) for item in all_real_facts()[:2]]
+    (tmp_path / PROBE_FILE).write_text(json.dumps(probe))
+    learner, ledger, settings = learner_for(tiny_checkpoint, tmp_path, probe_size=2)
     options = settings.learning_defaults()
     log = tmp_path / "progress.json"
     real_process, calls = Learner.process, []
@@ -48,10 +53,15 @@ def test_a_stopped_stream_goes_on_from_the_next_document(tiny_checkpoint, tmp_pa
     with pytest.raises(KeyboardInterrupt):
         _learn_stream(learner, ledger, stream, False, options, log)
     monkeypatch.setattr(Learner, "process", real_process)
-    seconds, right_after = _learn_stream(learner, ledger, stream, False, options, log)
-    assert len(seconds) == len(json.loads(log.read_text())["seconds"]) == 4
+    documents = _learn_stream(learner, ledger, stream, False, options, log)
+    assert documents == json.loads(log.read_text())["documents"]
+    assert [document["index"] for document in documents] == [0, 1, 2, 3]
     # each document's questions, asked right after it was learned, the first two's kept from the stopped run
-    assert [len(asked) for asked in right_after] == [sum(len(f.questions) for f in d.facts) for d in stream]
+    assert [len(d["right_after"]) for d in documents] == [sum(len(f.questions) for f in d.facts) for d in stream]
+    assert [d["steps"] for d in documents] == [ledger.get(i).steps for i in range(1, 5)]
+    # the service's retention probe of each update, as the ledger recorded it
+    assert [d["probe_drop"] for d in documents] == [round(ledger.get(i).probe["drop"], 4) for i in range(1, 5)]
+    assert all(ledger.get(i).probe["questions"] == 2 for i in range(1, 5))
     assert [ledger.get(i).status for i in range(1, 5)] == ["applied"] * 4
     assert ledger.get(1).options["reading"] == list(settings.reading)
     with pytest.raises(RuntimeError, match="another run"):  # a ledger of other documents is refused

@@ -11,6 +11,7 @@ from sparse_memory.finetune import (
     SparseConfig,
     SparseMemoryFinetuner,
     batch_loss,
+    batch_parts,
     make_learner,
     shared_prefix_length,
     template_prefixes,
@@ -144,6 +145,38 @@ def test_the_reference_learner_takes_plain_sgd_steps_on_the_rows_it_ranked(memor
     result = learner.learn(batch)
     assert torch.equal(result.rows[1].slots, slots)
     assert torch.allclose(result.rows[1].delta, -50.0 * gradient, rtol=1e-5, atol=1e-7)
+
+
+def test_with_batch_parts_each_step_is_an_sgd_step_on_the_next_part(memory_model, stats, tokenizer):
+    chat = [[{"role": "user", "content": q}, {"role": "assistant", "content": a}] for q, a in QA]
+    batch = encode(tokenizer, FACT + chat)
+    parts = batch_parts(batch, 2)
+    # every row in exactly one part, short and long rows in each
+    assert sorted(text for part in parts for text in part.texts) == sorted(batch.texts)
+    assert [len(part.texts) for part in parts] == [3, 2]
+    assert batch_parts(batch, 9)[-1].input_ids.shape[0] == 1  # at most one part per row
+    settings = {"t": 6, "lr": 50.0, "max_steps": 2, "target_loss": None, "precision": "fp32"}
+    learner = SparseMemoryFinetuner(memory_model, stats, SparseConfig(**settings, batch_parts=2))
+    slots = learner.select(batch)[1][0]
+    memory = memory_model.memory_layers()[1]
+    whole_before = float(batch_loss(memory_model, batch))
+    expected = memory.values.detach()[slots].clone()
+    for part in parts:  # by hand: one plain SGD step on each part's own mean loss, in turn
+        rows = memory.set_trainable_rows(slots)
+        with torch.no_grad():
+            rows.copy_(expected)
+        (gradient,) = torch.autograd.grad(batch_loss(memory_model, part), [rows])
+        expected = expected - 50.0 * gradient
+    memory.set_trainable_rows(None)
+    learner.written[1].zero_()
+    result = learner.learn(batch)
+    assert result.steps == 2
+    assert torch.equal(result.rows[1].slots, slots)
+    assert torch.allclose(result.rows[1].new_rows, expected, rtol=1e-5, atol=1e-6)
+    assert result.loss_before == pytest.approx(whole_before, abs=1e-5)  # the whole batch's, before any step
+    assert result.loss_after == pytest.approx(float(batch_loss(memory_model, batch)), abs=1e-5)
+    with pytest.raises(ValueError, match="batch_parts"):
+        SparseConfig(batch_parts=0)
 
 
 def test_the_template_prefix_computed_once_gives_the_loss_gradient_and_rows_of_the_whole_batch(
