@@ -33,7 +33,7 @@ from sparse_memory.data.documents import (
 )
 from sparse_memory.data.reading import READING_FORMS
 from sparse_memory.data.wikipedia import articles
-from sparse_memory.evaluation import ask, heldout_nll, retention_f1
+from sparse_memory.evaluation import ask, heldout_nll, retention_f1, retention_replies
 from sparse_memory.precision import resolve_precision
 from sparse_memory.prepare import prepare
 from sparse_memory.scoring import answer_scores
@@ -64,6 +64,7 @@ def bench_documents(
     top_t: int | None = None,
     reserve: int | None = None,
     answer_start_weight: float | None = None,
+    batch_parts: int | None = None,
     seed: int | None = None,
     corrections: bool = False,
     results_dir: Path = Path("benchmarks/results"),
@@ -89,6 +90,7 @@ def bench_documents(
         "top_t": top_t,
         "reserve": reserve,
         "answer_start_weight": answer_start_weight,
+        "batch_parts": batch_parts,
     }
     given = {key: value for key, value in asked.items() if value is not None}
     options |= given
@@ -257,11 +259,20 @@ def _answers(model, tokenizer, stream: list[UserDocument]) -> dict:
 
 
 def _retention(model, tokenizer, retention, wiki, before: dict) -> dict:
-    after = retention_f1(model, tokenizer, retention)
+    replies = retention_replies(model, tokenizer, retention)
+    after = sum(f1 for _, f1 in replies) / max(len(replies), 1)
     nll = heldout_nll(model, tokenizer, wiki)
+    # The known facts no longer answered right, and what replaced them: a learned name in
+    # every reply points at rows the chat template reads.
+    lost = [
+        {"question": item.question, "answer": item.answers[0], "reply": reply, "f1": round(f1, 3)}
+        for item, (reply, f1) in zip(retention, replies, strict=True)
+        if f1 < 1.0
+    ]
     return {
         "retention_f1_before": before["retention_f1"],
         "retention_f1_after": after,
+        "retention_lost_sample": lost[:SAMPLE_ANSWERS],
         "retention_drop": round((before["retention_f1"] - after) / max(before["retention_f1"], 1e-9), 4),
         "nll_before": before["nll"],
         "nll_after": nll,

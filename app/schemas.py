@@ -46,6 +46,13 @@ class LearnOptions(BaseModel):
         description="The loss of the first token of each trained answer counts this many times: a reply that "
         "opens as the trained answers open goes on with what they say.",
     )
+    batch_parts: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="The batch's sequences are dealt into this many parts and each step trains on the next "
+        "part in turn (1: the whole batch every step).",
+    )
     reading: list[ReadingForm] | None = Field(
         default=None,
         description="Forms each document is read into besides its text, sentences and QA pairs: resolved "

@@ -67,6 +67,12 @@ class ServiceSettings(CoreSettings):
         description="Default of the update option: the loss of the first token of each trained answer counts "
         "this many times.",
     )
+    batch_parts: int = Field(
+        default=1,
+        ge=1,
+        description="Default of the update option: the batch's sequences are dealt into this many parts and each "
+        "step trains on the next part in turn (1: the whole batch every step).",
+    )
     reading: list[str] = Field(
         default=list(DEFAULT_READING),
         description="Default of the update option: the forms a document is read into besides its text, sentences "
@@ -101,6 +107,7 @@ class ServiceSettings(CoreSettings):
             "lr": self.lr,
             "reserve": self.reserve,
             "answer_start_weight": self.answer_start_weight,
+            "batch_parts": self.batch_parts,
             "reading": list(self.reading),
         }
 

@@ -50,6 +50,7 @@ BENCH_OPTIONS = {
         "top_t",
         "reserve",
         "answer_start_weight",
+        "batch_parts",
         "seed",
         "corrections",
     ),
@@ -68,6 +69,7 @@ NOT_GIVEN = {
     "top_t": None,
     "reserve": None,
     "answer_start_weight": None,
+    "batch_parts": None,
     "seed": None,
     "corrections": False,
 }
@@ -167,6 +169,12 @@ def add_commands(commands) -> None:
         type=float,
         default=None,
         help="the loss of the first token of each trained answer counts this many times",
+    )
+    documents.add_argument(
+        "--batch-parts",
+        type=int,
+        default=None,
+        help="deal each batch's sequences into this many parts, each step on the next part in turn",
     )
     documents.add_argument(
         "--seed",

@@ -109,3 +109,20 @@ def test_the_answer_start_weight_option_reaches_the_learn_step(tiny_checkpoint, 
         losses[weight] = learned.loss_before
     # the same fresh model and batch: only the weight of each answer's first token differs
     assert losses[10.0] > losses[1.0]
+
+
+def test_the_batch_parts_option_reaches_the_learn_step(tiny_checkpoint, tmp_path):
+    from worker.learning import document_record
+
+    text = "Varek Thelamon was born in Ostrava. He studied in Tessmoor."
+    record = document_record(text, [{"question": "Where was Varek Thelamon born?", "answer": "Ostrava"}])
+    learned = {}
+    for parts in (1, 2):
+        learner, ledger, settings = learner_for(tiny_checkpoint, tmp_path / f"parts{parts}")
+        update = ledger.create_update([record], settings.learning_defaults() | {"batch_parts": parts})
+        learner.process(update.id)
+        learned[parts] = ledger.get(update.id)
+        assert learned[parts].status == "applied" and learned[parts].options["batch_parts"] == parts
+    # the same batch's loss before any step, but other steps: each on half of the batch
+    assert learned[2].loss_before == pytest.approx(learned[1].loss_before, abs=1e-5)
+    assert learned[2].delta_norm != pytest.approx(learned[1].delta_norm, rel=1e-4)

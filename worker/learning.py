@@ -132,6 +132,7 @@ class Learner:
                 written_factor=self.settings.written_factor,
                 reserve=options.get("reserve", 1),  # updates queued before the option existed reserved none
                 answer_start_weight=options.get("answer_start_weight", 1.0),  # and weighted every token alike
+                batch_parts=options.get("batch_parts", 1),  # and stepped on the whole batch
                 precision=self.settings.precision,
             )
             probe_before = self._probe_score()
