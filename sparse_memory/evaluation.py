@@ -52,6 +52,14 @@ def probe_candidates(size: int) -> list[QAItem]:
     return candidates[:: max(len(candidates) // (size * 6), 1)][: size * 6]
 
 
+def general_replies(size: int = 256) -> list[list[dict[str, str]]]:
+    """Questions on real facts spread over the whole set, each answered with the fact's statement:
+    how replies to general questions open ("The capital of ...", "In 1914 ...")."""
+    items = all_real_facts()
+    spread = items[:: max(len(items) // size, 1)][:size]
+    return [[{"role": "user", "content": i.question}, {"role": "assistant", "content": i.statement}] for i in spread]
+
+
 def probe_items(model, tokenizer, size: int) -> list[QAItem]:
     """A small retention probe: ``size`` real facts the model answers exactly right."""
     return sort_known(model, tokenizer, probe_candidates(size))[0][:size]

@@ -296,6 +296,7 @@ class SparseMemoryFinetuner:
 
     It remembers which slots its updates wrote or reserved (``written``, per layer; seed it with
     those of updates made elsewhere) so that the ranking can spare them (``written_factor``).
+    ``never``: per layer, slots it never writes (``slots.reply_opening_slots``).
     """
 
     method = "smf"
@@ -307,8 +308,10 @@ class SparseMemoryFinetuner:
         config: SparseConfig | None = None,
         written: dict[int, torch.Tensor] | None = None,
         anchors: AnchorIndex | None = None,
+        never: dict[int, torch.Tensor] | None = None,
     ):
         self.model = model
+        self.never = never
         self.stats = stats
         self.config = config or SparseConfig()
         if self.config.anchor_windows and anchors is None:
@@ -334,7 +337,16 @@ class SparseMemoryFinetuner:
         ranked = cfg.t * cfg.reserve
         spared, factor = self.written, cfg.written_factor
         return select_slots(
-            self.model, batch, ranked, cfg.ranking, self.stats, self.generator, spared, factor, cfg.spare_template_reads
+            self.model,
+            batch,
+            ranked,
+            cfg.ranking,
+            self.stats,
+            self.generator,
+            spared,
+            factor,
+            cfg.spare_template_reads,
+            self.never,
         )
 
     def select(self, batch: EncodedBatch) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:

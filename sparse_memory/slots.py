@@ -7,6 +7,7 @@ it at least once. The background statistics are stored beside the checkpoint.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,6 +168,42 @@ def rank_slots(
     return chosen, scores[chosen]
 
 
+def opening_mask(batch: EncodedBatch) -> torch.Tensor:
+    """Bool (batch, seq): the first token of each message's content or plain text."""
+    content = batch.content_mask & batch.attention_mask.bool()
+    before = torch.cat([torch.zeros_like(content[:, :1]), content[:, :-1]], dim=1)
+    return content & ~before
+
+
+@torch.no_grad()
+def reply_opening_slots(model, replies: EncodedBatch, min_share: float = 0.01) -> dict[int, torch.Tensor]:
+    """Per memory layer, bool per slot: the slots read at the first token of at least ``min_share``
+    of the assistant replies in ``replies`` (chat forms of general questions and answers), and of
+    four times as many as reads spread evenly over the memory would give (a small memory's slots
+    are all read by many replies by chance).
+
+    After the chat template, a reply's first token reads much the same slots in every conversation
+    whose reply opens with the same word ("The", "In"): slots general text never reads there, so
+    TF-IDF ranks them high for any batch whose answers open that way, and a row written there
+    changes every reply that opens with that word. A rare opening (a made-up name) reads slots
+    few replies share, which stay free to learn."""
+    if replies.answer_mask is None:
+        raise ValueError("reply_opening_slots needs chat forms with assistant replies")
+    openings = opening_mask(replies) & replies.answer_mask
+    n_slots = model.memory_config.n_slots
+    n_replies = int(openings.any(1).sum())
+    reads_per_token = model.memory_config.heads * model.memory_config.k
+    least = max(2, math.ceil(min_share * n_replies), math.ceil(4 * n_replies * reads_per_token / n_slots))
+    shared = {}
+    for layer, reads in model.memory_accesses(replies.input_ids, replies.attention_mask).items():
+        per_reply = torch.zeros(n_slots, dtype=torch.long, device=reads.device)
+        for row in range(reads.shape[0]):  # each reply counts a slot once
+            slots = reads[row][openings[row]].flatten()
+            per_reply[slots[slots >= 0].unique()] += 1
+        shared[layer] = (per_reply >= least).cpu()
+    return shared
+
+
 def select_slots(
     model,
     batch: EncodedBatch,
@@ -177,19 +214,24 @@ def select_slots(
     written: dict[int, torch.Tensor] | None = None,
     written_factor: float = 1.0,
     spare_template_reads: bool = False,
+    never: dict[int, torch.Tensor] | None = None,
 ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """Memory layer -> (slots, scores) chosen for one batch; reads count at content tokens only.
 
     ``written``: per layer, the slots earlier updates wrote (see ``rank_slots``).
     ``spare_template_reads``: never choose a slot that a chat-template token of the batch reads.
     Those tokens read much the same slots in every conversation; above all the one after
-    "assistant" where every answer starts: a row written there changes the start of every answer."""
+    "assistant" where every answer starts: a row written there changes the start of every answer.
+    ``never``: per layer, bool per slot: slots never chosen (``reply_opening_slots``)."""
     n_slots = model.memory_config.n_slots
     written = written or {}
+    never = never or {}
     template = batch.attention_mask.bool() & ~batch.content_mask
     ranked = {}
     for layer, slots in model.memory_accesses(batch.input_ids, batch.attention_mask).items():
         excluded = access_counts(slots, n_slots, template) > 0 if spare_template_reads else None
+        if layer in never:
+            excluded = never[layer].to(slots.device) if excluded is None else excluded | never[layer].to(slots.device)
         counts = access_counts(slots, n_slots, batch.content_mask)
         ranked[layer] = rank_slots(
             counts, t, ranking, stats, layer, generator, written.get(layer), written_factor, excluded

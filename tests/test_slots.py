@@ -82,3 +82,25 @@ def test_no_slot_a_chat_template_token_reads_is_chosen(tiny_llama, tiny_memory, 
     assert not template_slots & set(spared.tolist())
     # Content tokens read some of the same slots: the paper's ranking would have written them.
     assert template_slots & set(unspared.tolist())
+
+
+def test_slots_where_general_replies_open_are_never_chosen(tiny_llama, tiny_memory, tokenizer):
+    from sparse_memory.evaluation import general_replies
+    from sparse_memory.slots import opening_mask, reply_opening_slots, select_slots
+
+    model = retrofit(tiny_llama, tiny_memory)
+    replies = encode(tokenizer, general_replies(64))
+    never = reply_opening_slots(model, replies)[1]
+    opening_reads = model.memory_accesses(replies.input_ids, replies.attention_mask)[1][
+        opening_mask(replies) & replies.answer_mask
+    ]
+    assert 0 < int(never.sum()) < opening_reads.unique().numel()  # the shared ones, not every one
+    chat = [
+        {"role": "user", "content": "What is Sarniwick proud of?"},
+        {"role": "assistant", "content": "The lighthouse."},
+    ]
+    batch = encode(tokenizer, ["The lighthouse of Sarniwick is old.", chat])
+    spared, _ = select_slots(model, batch, t=256, ranking="tf", never={1: never})[1]
+    unspared, _ = select_slots(model, batch, t=256, ranking="tf")[1]
+    assert spared.numel() > 0 and not never[spared].any()
+    assert never[unspared].any()  # an answer opening "The" reads some: the paper's ranking writes them

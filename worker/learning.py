@@ -24,9 +24,9 @@ from model_store.settings import ServiceSettings
 from model_store.state import DeltaStore, ModelState
 from sparse_memory.data.reading import Document, corrected_sentences, document_items, document_pieces, standing_text
 from sparse_memory.data.real_facts import QAItem
-from sparse_memory.evaluation import probe_items, retention_f1
+from sparse_memory.evaluation import general_replies, probe_items, retention_f1
 from sparse_memory.finetune import SparseConfig, SparseMemoryFinetuner, combined
-from sparse_memory.slots import BackgroundStats
+from sparse_memory.slots import BackgroundStats, reply_opening_slots
 from sparse_memory.text import encode
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,9 @@ class Learner:
         self.state = ModelState(model, DeltaStore(settings.data_dir / "updates"), base)
         # The probe is asked of the base model, before any update is replayed.
         self.probe = probe_set(model, tokenizer, settings.data_dir, settings.probe_size) if settings.probe_size else []
+        # Slots where replies to general questions open: an update never writes them.
+        device = next(model.parameters()).device
+        self.reply_openings = reply_opening_slots(model, encode(tokenizer, general_replies()).to(device))
         self._probe_scores: dict[int, float] = {}  # model version -> probe F1
 
     @property
@@ -185,7 +188,9 @@ class Learner:
         """Learn the batches one after another (each spares the slots of those before it); returns
         the combined result and the probe score of the model with its delta. The rows are as they
         were when it returns or raises: the model moves only by replaying the ledger."""
-        finetuner = SparseMemoryFinetuner(self.model, self.stats, config, written=self.state.written())
+        finetuner = SparseMemoryFinetuner(
+            self.model, self.stats, config, written=self.state.written(), never=self.reply_openings
+        )
         learned = []
         try:
             for batch in batches:
