@@ -44,7 +44,7 @@ class ServiceSettings(CoreSettings):
     # benchmarks' learner, SparseConfig, keeps its own: t = 500, lr 1e4, answer-start weight 1).
     top_t: int = Field(default=2000, description="Value rows one update may change.")
     steps: int = Field(
-        default=30,
+        default=40,
         description="Sparse steps one update takes at most (it stops 5 steps after its answers come out right).",
     )
     lr: float = Field(default=3e4, description="SGD learning rate of the value rows.")
@@ -68,7 +68,7 @@ class ServiceSettings(CoreSettings):
         "this many times.",
     )
     batch_parts: int = Field(
-        default=1,
+        default=4,
         ge=1,
         description="Default of the update option: the batch's sequences are dealt into this many parts and each "
         "step trains on the next part in turn (1: the whole batch every step).",
