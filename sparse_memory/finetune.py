@@ -137,14 +137,19 @@ def fit(
     the trainable weights; one part: the whole batch every step), stopping early once the batch
     loss is at most ``target_loss``, or ``steps_after_answered`` steps after greedy decoding first
     gives every trained answer (None: never). With several parts, the batch's loss and answers are
-    those each part had when it last stepped. ``prefixes``: per part, ``template_prefixes``.
+    those each part had when it last stepped (before its first step: before any step).
+    ``prefixes``: per part, ``template_prefixes``.
     Returns (loss before, steps)."""
     prefixes = prefixes or [None] * len(parts)
     counts = [learned_tokens(part) for part in parts]
-    # One part: its first loss is the batch's before any step; several: each part moves before its first step.
-    loss_before = parts_loss(model, parts, answer_start_weight, prefixes) if len(parts) > 1 else None
-    latest_losses: list[float | None] = [None] * len(parts)
-    latest_answered = [False] * len(parts)
+    loss_before, latest_losses, latest_answered = None, [0.0], [False]
+    if len(parts) > 1:  # each part moves before its own first step: the batch as it was, first
+        with torch.no_grad():
+            pairs = zip(parts, prefixes, strict=True)
+            checked = [batch_loss_and_answers(model, part, answer_start_weight, prefix) for part, prefix in pairs]
+        latest_losses = [float(loss) for loss, _ in checked]
+        latest_answered = [answered for _, answered in checked]
+        loss_before = _weighted(latest_losses, counts)
     answered_at = None
     for steps_taken in range(max_steps):
         part = steps_taken % len(parts)
@@ -152,13 +157,12 @@ def fit(
         latest_losses[part], latest_answered[part] = float(loss.detach()), answered
         if loss_before is None:
             loss_before = latest_losses[part]
-        if None not in latest_losses:  # every part has been seen
-            if target_loss is not None and _weighted(latest_losses, counts) <= target_loss:
-                return loss_before, steps_taken
-            if steps_after_answered is not None and all(latest_answered) and answered_at is None:
-                answered_at = steps_taken
-            if answered_at is not None and steps_taken - answered_at >= steps_after_answered:
-                return loss_before, steps_taken
+        if target_loss is not None and _weighted(latest_losses, counts) <= target_loss:
+            return loss_before, steps_taken
+        if steps_after_answered is not None and all(latest_answered) and answered_at is None:
+            answered_at = steps_taken
+        if answered_at is not None and steps_taken - answered_at >= steps_after_answered:
+            return loss_before, steps_taken
         step(loss)
     if loss_before is None:  # max_steps == 0
         loss_before = parts_loss(model, parts, answer_start_weight, prefixes)
@@ -261,7 +265,7 @@ class SparseConfig:
     template_prefix_once: bool = True
     # The batch's sequences dealt into this many parts (batch_parts), each step on the next part
     # in turn: a step costs about 1 / batch_parts of one on the whole batch (1: the whole batch).
-    batch_parts: int = 1
+    batch_parts: int = 4
     seed: int = 0
 
     def __post_init__(self) -> None:

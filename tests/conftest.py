@@ -102,13 +102,15 @@ def tiny_checkpoint(tmp_path_factory, tokenizer):
 
 
 # Learning settings under which the tiny model learns a one-sentence fact in a few seconds.
-# A tiny random model learns a QA pair in 20 steps from the text and the pair alone; the reading
-# forms (sparse_memory.data.reading, tested on their own) would triple its batch.
+# A tiny random model learns a QA pair in 20 steps on its whole batch from the text and the pair
+# alone; the reading forms (sparse_memory.data.reading, tested on their own) would triple its
+# batch, and steps on parts of it (tested on their own) would each learn a part.
 TINY_LEARNING = {
     "SPARSE_MEMORY_TOP_T": "64",
     "SPARSE_MEMORY_STEPS": "20",
     "SPARSE_MEMORY_LR": "50",
     "SPARSE_MEMORY_READING": "[]",
+    "SPARSE_MEMORY_BATCH_PARTS": "1",
 }
 
 

@@ -358,7 +358,10 @@ def test_learning_stops_once_greedy_decoding_gives_every_trained_answer(memory_m
     batch = encode(tokenizer, ["Varek Thelamon was born in Paris.", chat])
     assert not batch_loss_and_answers(memory_model, batch)[1]
     # every slot the batch reads (TF ranking): this test is about when learning stops
-    config = SparseConfig(t=256, ranking="tf", lr=50.0, max_steps=60, target_loss=None, steps_after_answered=0)
+    # the whole batch each step: with parts, each part is checked when it steps
+    config = SparseConfig(
+        t=256, ranking="tf", lr=50.0, max_steps=60, target_loss=None, steps_after_answered=0, batch_parts=1
+    )
     result = SparseMemoryFinetuner(memory_model, stats, config).learn(batch)
     assert 0 < result.steps < 60
     assert batch_loss_and_answers(memory_model, batch)[1]
