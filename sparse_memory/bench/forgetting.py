@@ -421,6 +421,8 @@ def run_file(runs_dir: Path, spec: MethodSpec, n_facts: int, max_steps: int) -> 
             variant += f"w{spec.anchor_weight:g}"
     if not spec.name_loss:
         variant += "_nn"
+    if spec.kind == "smf" and SparseConfig.batch_parts != 1:  # runs before steps on parts took whole-batch steps
+        variant += f"_p{SparseConfig.batch_parts}"
     return runs_dir / f"{spec.name}_lr{spec.lr:g}{variant}_facts{n_facts}_steps{max_steps}.json"
 
 
