@@ -264,7 +264,7 @@ class SparseConfig:
     # per batch, not every step, where it reads none of the trained rows (template_prefixes).
     template_prefix_once: bool = True
     # The batch's sequences dealt into this many parts (batch_parts), each step on the next part
-    # in turn: a step costs about 1 / batch_parts of one on the whole batch (1: the whole batch).
+    # in turn: a step computes 1 / batch_parts of the batch's sequences (1: the whole batch).
     batch_parts: int = 4
     seed: int = 0
 

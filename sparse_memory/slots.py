@@ -231,7 +231,8 @@ def select_slots(
     for layer, slots in model.memory_accesses(batch.input_ids, batch.attention_mask).items():
         excluded = access_counts(slots, n_slots, template) > 0 if spare_template_reads else None
         if layer in never:
-            excluded = never[layer].to(slots.device) if excluded is None else excluded | never[layer].to(slots.device)
+            spared = never[layer].to(slots.device)
+            excluded = spared if excluded is None else excluded | spared
         counts = access_counts(slots, n_slots, batch.content_mask)
         ranked[layer] = rank_slots(
             counts, t, ranking, stats, layer, generator, written.get(layer), written_factor, excluded

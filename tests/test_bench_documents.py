@@ -94,35 +94,37 @@ def test_run_names_say_what_differs():
     assert run_name(10, True, [], {"lr": 3e4}, False) == "docs10_qa_plain_lr30000_no_supersede"
 
 
-def test_the_answer_start_weight_option_reaches_the_learn_step(tiny_checkpoint, tmp_path):
+def learned_with_option(tiny_checkpoint, data_dir, text: str, name: str, value):
+    """An update of ``text`` (and one QA pair) learned by a fresh learner with one option set."""
     from worker.learning import document_record
 
-    text = "Varek Thelamon was born in Ostrava."
     record = document_record(text, [{"question": "Where was Varek Thelamon born?", "answer": "Ostrava"}])
-    losses = {}
-    for weight in (1.0, 10.0):
-        learner, ledger, settings = learner_for(tiny_checkpoint, tmp_path / f"weight{weight:g}")
-        update = ledger.create_update([record], settings.learning_defaults() | {"answer_start_weight": weight})
-        learner.process(update.id)
-        learned = ledger.get(update.id)
-        assert learned.status == "applied" and learned.options["answer_start_weight"] == weight
-        losses[weight] = learned.loss_before
+    learner, ledger, settings = learner_for(tiny_checkpoint, data_dir)
+    update = ledger.create_update([record], settings.learning_defaults() | {name: value})
+    learner.process(update.id)
+    learned = ledger.get(update.id)
+    assert learned.status == "applied" and learned.options[name] == value
+    return learned
+
+
+def test_the_answer_start_weight_option_reaches_the_learn_step(tiny_checkpoint, tmp_path):
+    text = "Varek Thelamon was born in Ostrava."
+    losses = {
+        weight: learned_with_option(
+            tiny_checkpoint, tmp_path / f"weight{weight:g}", text, "answer_start_weight", weight
+        ).loss_before
+        for weight in (1.0, 10.0)
+    }
     # the same fresh model and batch: only the weight of each answer's first token differs
     assert losses[10.0] > losses[1.0]
 
 
 def test_the_batch_parts_option_reaches_the_learn_step(tiny_checkpoint, tmp_path):
-    from worker.learning import document_record
-
     text = "Varek Thelamon was born in Ostrava. He studied in Tessmoor."
-    record = document_record(text, [{"question": "Where was Varek Thelamon born?", "answer": "Ostrava"}])
-    learned = {}
-    for parts in (1, 2):
-        learner, ledger, settings = learner_for(tiny_checkpoint, tmp_path / f"parts{parts}")
-        update = ledger.create_update([record], settings.learning_defaults() | {"batch_parts": parts})
-        learner.process(update.id)
-        learned[parts] = ledger.get(update.id)
-        assert learned[parts].status == "applied" and learned[parts].options["batch_parts"] == parts
+    learned = {
+        parts: learned_with_option(tiny_checkpoint, tmp_path / f"parts{parts}", text, "batch_parts", parts)
+        for parts in (1, 2)
+    }
     # the same batch's loss before any step, but other steps: each on half of the batch
     assert learned[2].loss_before == pytest.approx(learned[1].loss_before, abs=1e-5)
     assert learned[2].delta_norm != pytest.approx(learned[1].delta_norm, rel=1e-4)
