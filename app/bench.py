@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -122,10 +123,13 @@ def bench_service(quick: bool = False) -> dict:
     facts = make_facts(n_facts, seed=SERVICE_FACT_SEED)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as data_dir:
+    # The server's log (each update's time by phase) outlives the run's data.
+    log_path = ServiceSettings().data_dir.parent / "bench" / "service" / "server.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as data_dir, open(log_path, "wb") as log:
         env = os.environ | {"SPARSE_MEMORY_DATA_DIR": data_dir}
         command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--data-dir", data_dir]
-        log = open(Path(data_dir) / "server.log", "wb")
+        tqdm.write(f"server log: {log_path}")
         server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_ready(url, server)
@@ -133,6 +137,12 @@ def bench_service(quick: bool = False) -> dict:
         finally:
             server.terminate()
             server.wait(timeout=60)
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 1)
 
 
 def _learn_and_ask(url: str, facts) -> dict:
@@ -160,8 +170,22 @@ def _learn_and_ask(url: str, facts) -> dict:
         to_served.append(served)
         if contains:
             to_answerable.append(answered)
-        rows.append({"answer": fact.answer, "said": answer, "status": update["status"], "seconds": round(answered, 1)})
-        tqdm.write(f"{fact.answer!r}: {update['status']} in {served:.1f} s; asked {question!r} -> {answer!r}")
+        rows.append(
+            {
+                "answer": fact.answer,
+                "said": answer,
+                "status": update["status"],
+                "steps": update["steps"],
+                "seconds": round(answered, 1),
+                # where the time went: waiting for the worker, then learning (steps and probes)
+                "queued_s": _seconds_between(update["created_at"], update["started_at"]),
+                "learning_s": _seconds_between(update["started_at"], update["applied_at"]),
+            }
+        )
+        tqdm.write(
+            f"{fact.answer!r}: {update['status']} in {served:.1f} s (queued {rows[-1]['queued_s']} s, learning "
+            f"{rows[-1]['learning_s']} s, {update['steps']} steps); asked {question!r} -> {answer!r}"
+        )
     return {
         "facts": len(facts),
         "answerable": len(to_answerable),

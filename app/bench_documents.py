@@ -96,6 +96,8 @@ def bench_documents(
     options |= given
     name = run_name(n_documents, qa, options["reading"], given, base_settings.supersede_corrections)
     name += ("_corrections" if corrections else "") + ("" if seed is None else f"_seed{seed}")
+    precision = resolve_precision(base_settings.precision, base_settings.torch_device())
+    name += "" if precision == "fp32" else f"_{precision}"  # bf16 learns otherwise: its runs stand apart
     run_dir = base_settings.data_dir.parent / "bench" / "documents" / name
     settings = base_settings.model_copy(update={"data_dir": run_dir, "database_url": None})
     prepare(settings)
@@ -122,7 +124,7 @@ def bench_documents(
         "qa_supplied": qa,
         "options": options,
         "supersede_corrections": settings.supersede_corrections,
-        "precision": resolve_precision(settings.precision, settings.torch_device()),
+        "precision": precision,
         **_answers(learner.model, tokenizer, stream),
         "answered_right_after": round(sum(asked_right_after) / max(len(asked_right_after), 1), 4),
         **_retention(learner.model, tokenizer, retention, wiki, before),

@@ -89,6 +89,7 @@ class UpdateOut(BaseModel):
     id: int
     status: str
     created_at: datetime
+    started_at: datetime | None = Field(description="When a worker began to learn it (the queue wait ends).")
     applied_at: datetime | None
     rolled_back_at: datetime | None
     documents: list[DocumentOut]
@@ -111,6 +112,7 @@ class UpdateOut(BaseModel):
             id=update.id,
             status=update.status,
             created_at=update.created_at,
+            started_at=update.started_at,
             applied_at=update.applied_at,
             rolled_back_at=update.rolled_back_at,
             documents=[

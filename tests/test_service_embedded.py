@@ -56,6 +56,7 @@ def test_learn_ask_audit_roll_back_and_restart(tiny_checkpoint, tmp_path):
             update["slots"]
         )
         assert update["delta_norm"] > 0 and update["documents"][0]["text"] == FACT["text"]
+        assert update["created_at"] <= update["started_at"] <= update["applied_at"]  # queue wait, then learning
 
         answer = client.post("/generate", json=QUESTION).json()
         assert "Ostrava" in answer["text"] and answer["model_version"] == update["model_version"]

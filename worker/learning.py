@@ -101,6 +101,7 @@ class Learner:
         if update.status in FINISHED:
             return update
         started = time.perf_counter()
+        seconds: dict[str, float] = {}  # where an update's time goes, for the log
         self.ledger.mark_running(update.id)
         self.state.catch_up(self.ledger)
         try:
@@ -138,10 +139,12 @@ class Learner:
                 batch_parts=options.get("batch_parts", 1),  # and stepped on the whole batch
                 precision=self.settings.precision,
             )
+            phase = time.perf_counter()
             probe_before = self._probe_score()
+            seconds["probe_before"] = time.perf_counter() - phase
             # Learned on the model every replica will serve once the superseded updates are rolled back.
             with self.state.without(superseded):
-                result, probe_after = self._learn_rows(batches, config)
+                result, probe_after = self._learn_rows(batches, config, seconds)
             deltas = {layer: (rows.slots, rows.delta) for layer, rows in result.rows.items()}
             self.state.store.save(update.id, deltas, {layer: rows.reserved for layer, rows in result.rows.items()})
             probe = None
@@ -181,13 +184,21 @@ class Learner:
         self.state.catch_up(self.ledger)
         if finished.status == "applied":
             self.publish(finished.model_version)
-        log.info("update %s %s in %.1f s", update.id, finished.status, time.perf_counter() - started)
+        log.info(
+            "update %s %s in %.1f s (%s)",
+            update.id,
+            finished.status,
+            time.perf_counter() - started,
+            ", ".join(f"{name} {value:.1f} s" for name, value in seconds.items()),
+        )
         return finished
 
-    def _learn_rows(self, batches, config: SparseConfig):
+    def _learn_rows(self, batches, config: SparseConfig, seconds: dict[str, float]):
         """Learn the batches one after another (each spares the slots of those before it); returns
         the combined result and the probe score of the model with its delta. The rows are as they
-        were when it returns or raises: the model moves only by replaying the ledger."""
+        were when it returns or raises: the model moves only by replaying the ledger. ``seconds``
+        gets the time of the steps and of the probe after them."""
+        phase = time.perf_counter()
         finetuner = SparseMemoryFinetuner(
             self.model, self.stats, config, written=self.state.written(), never=self.reply_openings
         )
@@ -196,9 +207,12 @@ class Learner:
             for batch in batches:
                 learned.append(finetuner.learn(batch))
             result = combined(learned)
+            seconds["learn"] = time.perf_counter() - phase
+            phase = time.perf_counter()
             # The probe asks the model every replica will serve: the rows before + the stored delta.
             self._write_rows({layer: (rows.slots, rows.old_rows + rows.delta) for layer, rows in result.rows.items()})
             probe_after = retention_f1(self.model, self.tokenizer, self.probe) if self.probe else None
+            seconds["probe_after"] = time.perf_counter() - phase
             return result, probe_after
         finally:
             for done in reversed(learned):

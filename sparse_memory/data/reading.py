@@ -19,7 +19,11 @@ the text, not to answer a question about it. So the batch holds, beside the text
   its subject first ("X, founded in 1982, has grown"), those that open with the name first.
   A reply that starts with the name then has one way to go on, whatever the question's wording,
   and goes through what the document says; answers that each put another sentence first teach
-  several ways to go on after the name, and a question worded otherwise takes the model's own.
+  several ways to go on after the name, and a question worded otherwise takes the model's own;
+* ``possessive`` (with ``about``): general questions that say the name with a possessive
+  ("What is X's background?"), answered like ``about``: a question about one detail mostly
+  says the name so ("What is X's job?"), and a reply tends to go on after the name as the
+  question did ("X's job is ...") rather than with what was learned.
 
 The rules need no parser and no model: they read capitalised names, years, numbers and the
 things a determiner opens ("the violin"), which is where the facts of a document live. QA pairs
@@ -38,8 +42,8 @@ from pathlib import Path
 
 from sparse_memory.text import Conversation, TextOrChat
 
-READING_FORMS: tuple[str, ...] = ("resolved", "about", "details", "questions", "recite")
-DEFAULT_READING: tuple[str, ...] = READING_FORMS
+READING_FORMS: tuple[str, ...] = ("resolved", "about", "details", "questions", "recite", "possessive")
+DEFAULT_READING: tuple[str, ...] = ("resolved", "about", "details", "questions", "recite")
 
 
 def chat_pair(question: str, answer: str) -> Conversation:
@@ -446,6 +450,14 @@ def about_questions(name: str) -> list[str]:
     return [f"Who is {name}?", *asked] if is_person(name) else [f"What is {name}?", *asked]
 
 
+def possessive_questions(name: str) -> list[str]:
+    """General questions that say the name with a possessive, as most questions about one of its
+    details do ("What is X's job?"). A reply tends to go on after the name as the question did
+    ("X's job is ..."); answered with the recital, these teach it to go on with what was learned."""
+    owner = f"{name}'" if name.endswith("s") else f"{name}'s"
+    return [f"What is {owner} {'background' if is_person(name) else 'history'}?", f"What's {owner} story?"]
+
+
 # Words with which a later text says that something it states has changed.
 _CHANGE = re.compile(
     r"\b(?:now|new|moved|changed|no longer|any ?more|instead|actually|correction|hired|left|switched|renamed|"
@@ -604,7 +616,8 @@ def document_items(document: Document, reading: Sequence[str] = DEFAULT_READING)
     if "about" in reading:
         for name in sorted(subjects(document.text)):
             said = recital(name, resolved)
-            items += [chat_pair(question, said) for question in about_questions(name) if said]
+            asked = about_questions(name) + (possessive_questions(name) if "possessive" in reading else [])
+            items += [chat_pair(question, said) for question in asked if said]
     if "details" in reading:
         for sentence in filter(states_a_fact, resolved):
             name = subject_of(sentence)
