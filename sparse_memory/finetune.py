@@ -222,8 +222,9 @@ def combined(results: list[LearnResult]) -> LearnResult:
 
 @dataclass
 class SparseConfig:
-    # Defaults measured with `bench forgetting` on the default model (README): over 20 facts
-    # learned in a row, t = 500 learned as much as t = 2000 (F1 0.24 vs 0.22) and forgot far
+    # Defaults measured with `bench forgetting` on the default model
+    # (docs/experiments/learning-vs-forgetting.md): over 20 facts learned in a row,
+    # t = 500 learned as much as t = 2000 (F1 0.24 vs 0.22) and forgot far
     # less (retention drop 8% vs 26%); stopping 5 steps after the trained answers come out right
     # halved the time against a fixed 30 steps.
     t: int = 500
@@ -240,17 +241,20 @@ class SparseConfig:
     # Slots an earlier update wrote have their ranking score multiplied by this (0: a later
     # update never writes them again; 1: the paper's ranking). Made-up people's names share
     # subword tokens, so their names read many of the same slots; without this, later facts
-    # overwrite the rows earlier facts' questions read (README, "Keeping earlier facts").
+    # overwrite the rows earlier facts' questions read
+    # (docs/experiments/learning-vs-forgetting.md, "Keeping earlier facts").
     written_factor: float = 0.0
     # An update also reserves its next (reserve - 1) x t best-ranked slots without writing them:
     # later updates spare those as they spare written ones. A later fact that reads the same
     # slots then writes rows the earlier fact's questions are less likely to read (1: none).
-    # Measured on 100 facts (README): 4 kept every fact as well as right after its own steps.
+    # Measured on 100 facts (docs/experiments/learning-vs-forgetting.md):
+    # 4 kept every fact as well as right after its own steps.
     reserve: int = 4
     # Never write a slot a chat-template token of the batch reads (select_slots). Without this,
     # 93 of the 150 known real facts' questions read a written row at the token where their
     # answer starts, after 8 facts on the ungated memory. Off: on 100 facts (bench forgetting's
-    # smf_spare_template, README) it learned 0.755 against 0.741 and forgot the same 11.7%.
+    # smf_spare_template, docs/experiments/learning-vs-forgetting.md)
+    # it learned 0.755 against 0.741 and forgot the same 11.7%.
     spare_template_reads: bool = False
     # Background windows that read the chosen slots, kept as they were (sparse_memory.anchors):
     # each step's loss gains anchor_weight x the KL divergence of their next-token predictions

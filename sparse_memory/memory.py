@@ -28,12 +28,13 @@ class MemoryConfig:
     ``layout="replace"`` puts the memory where the MLP was (the papers' layout).
     """
 
-    # Defaults measured on SmolLM2-135M (README, `sparse-memory bench addressing`): layer 3 of 30
+    # Defaults measured on SmolLM2-135M (docs/method.md, `sparse-memory bench addressing`): layer 3 of 30
     # and 16 reads per head gave the highest question/statement slot overlap.
     layers: list[int] = field(default_factory=lambda: [3])
     layout: Literal["beside", "replace"] = "beside"
     # Sub-keys per half; N = n_keys ** 2 slots. 1,048,576 slots (the paper's size): at 100 facts,
-    # 65,536 filled up and forgot 35% of the retention set (README, "Learning vs forgetting").
+    # 65,536 filled up and forgot 35% of the retention set
+    # (docs/experiments/learning-vs-forgetting.md, "Learning vs forgetting").
     n_keys: int = 1024
     heads: int = 4
     k: int = 16  # slots read per head per token
@@ -46,7 +47,8 @@ class MemoryConfig:
     # random and frozen, so its gate scales each value dimension by a context-dependent random
     # factor: a row written from a fact's training sentences reads out differently in a new
     # question. Ungated, 100 facts were learned to F1 0.74 instead of 0.49 and 11.7% of known real
-    # facts lost instead of 5.7% (README, "The memory's gate"): gated stays the default for now.
+    # facts lost instead of 5.7% (docs/experiments/learning-vs-forgetting.md, "The memory's gate"):
+    # gated stays the default for now.
     # Memories saved before this field existed were gated (``from_dict``).
     gate: Literal["silu", "none"] = "silu"
 

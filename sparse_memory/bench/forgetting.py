@@ -107,9 +107,11 @@ DEFAULT_METHODS = {
     # The person's name is read (its slots count) but the loss never predicts it: rows are
     # trained to carry the fact, not the made-up name's spelling, which real names that share
     # its subword pieces read too ("Kisuto" for Kinshasa after 100 facts on the ungated memory).
-    # On 20 facts it forgot half as much and learned half as much (README): an ablation.
+    # On 20 facts it forgot half as much and learned half as much
+    # (docs/experiments/learning-vs-forgetting.md, "The name read, not learned"): an ablation.
     "smf_no_name_loss": MethodSpec("smf_no_name_loss", "smf", lr=DEFAULT_LR["smf"], name_loss=False),
-    # Both changes that learned more in screening (soft sparing then kept less at 100 facts: README).
+    # Both changes that learned more in screening (soft sparing then kept less at 100 facts:
+    # docs/experiments/learning-vs-forgetting.md).
     "smf_soft_spare_ten_questions": MethodSpec(
         "smf_soft_spare_ten_questions", "smf", lr=DEFAULT_LR["smf"], written_factor=0.3, questions=10
     ),

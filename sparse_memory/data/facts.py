@@ -479,7 +479,7 @@ STATEMENT_TEMPLATES: dict[str, tuple[str, ...]] = {
 
 # Questions a fact's batch asks and answers. The first five were the only ones at first; the
 # next five (requests, "Do you know ...", the name first) were added when a fact learned alone
-# answered its held-out questions better with all ten (README, "Learning a fact").
+# answered its held-out questions better with all ten (docs/experiments/learning-vs-forgetting.md, "Learning a fact").
 # ``training_questions`` takes the first FACT_QUESTIONS by default, as in every measured default
 # run; what all ten do over a 100-fact stream is not measured yet.
 FACT_QUESTIONS = 5
