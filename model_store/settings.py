@@ -76,7 +76,7 @@ class ServiceSettings(CoreSettings):
     reading: list[str] = Field(
         default=list(DEFAULT_READING),
         description="Default of the update option: the forms a document is read into besides its text, sentences "
-        "and QA pairs (resolved, about, details, questions, recite: sparse_memory.data.reading).",
+        "and QA pairs (resolved, about, details, questions, recite, possessive: sparse_memory.data.reading).",
     )
     supersede_corrections: bool = Field(
         default=True,

@@ -184,11 +184,10 @@ def test_document_items_hold_the_text_its_sentences_the_qa_and_the_reading_forms
     assert "What is Quorvane Labs?" in chats
     assert "Quorvane Labs employs 40 people." in items
     assert len(items) == len({str(item) for item in items})  # no repeats
-    assert "What is Mira Osk's background?" not in chats  # possessive questions only where asked for
-    possessive = document_items(document, reading=[*DEFAULT_READING, "possessive"])
-    asked = {item[0]["content"]: item[1]["content"] for item in possessive if not isinstance(item, str)}
-    assert asked["What is Mira Osk's background?"] == asked["What's Mira Osk's story?"] == recital
-    assert asked["What's Quorvane Labs' story?"] == chats["What is Quorvane Labs?"]
+    assert chats["What is Mira Osk's background?"] == chats["What's Mira Osk's story?"] == recital
+    assert chats["What's Quorvane Labs' story?"] == chats["What is Quorvane Labs?"]
+    without = document_items(document, reading=[form for form in DEFAULT_READING if form != "possessive"])
+    assert not any("'s story?" in str(item) for item in without)  # possessive questions only where asked for
 
 
 def test_a_recital_puts_the_sentences_that_open_with_the_name_first():

@@ -43,7 +43,7 @@ from pathlib import Path
 from sparse_memory.text import Conversation, TextOrChat
 
 READING_FORMS: tuple[str, ...] = ("resolved", "about", "details", "questions", "recite", "possessive")
-DEFAULT_READING: tuple[str, ...] = ("resolved", "about", "details", "questions", "recite")
+DEFAULT_READING: tuple[str, ...] = READING_FORMS
 
 
 def chat_pair(question: str, answer: str) -> Conversation:
