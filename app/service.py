@@ -73,7 +73,9 @@ class Service:
                 settings,
                 self.ledger,
                 learner_model,
-                self.tokenizer,
+                # Its own tokenizer: the Rust tokenizer's padding and truncation state is changed by
+                # each call, and two threads calling one at once fail ("Already borrowed").
+                copy.deepcopy(self.tokenizer),
                 stats,
                 publish=self.engine.request_catch_up,
                 base=self.state.base,  # one copy of the base rows for the two models

@@ -20,13 +20,9 @@ def render_messages(tokenizer, messages: list[dict[str, str]]) -> str:
 
 
 def tokenize_prompts(tokenizer, prompts: list[str], device: torch.device) -> dict[str, torch.Tensor]:
-    """Left-padded ids and mask: every row of a decoder-only batch continues from the right edge."""
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    finally:
-        tokenizer.padding_side = side
+    """Left-padded ids and mask: every row of a decoder-only batch continues from the right edge.
+    The side is given per call: a tokenizer the learner shares must not change under it."""
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
     return {"input_ids": batch["input_ids"].to(device), "attention_mask": batch["attention_mask"].to(device)}
 
 

@@ -148,6 +148,7 @@ def encode(
     encoded = tokenizer(
         texts,
         padding=True,
+        padding_side="right",  # content first: whatever side the tokenizer was left at
         truncation=True,
         max_length=max_length,
         return_tensors="pt",

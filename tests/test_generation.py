@@ -41,3 +41,20 @@ def test_complete_returns_only_the_completion(tiny_llama, tokenizer):
     (text,) = complete(tiny_llama, tokenizer, [prompt], max_new_tokens=5)
     assert "capital of France" not in text
     assert len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= 6
+
+
+def test_prompts_are_padded_on_the_left_without_changing_the_tokenizer(tokenizer):
+    class Watched(type(tokenizer)):
+        def __setattr__(self, name, value):
+            if name == "padding_side":
+                raise AssertionError("tokenize_prompts changed the shared tokenizer's padding side")
+            super().__setattr__(name, value)
+
+    side = tokenizer.padding_side
+    tokenizer.__class__ = Watched
+    try:
+        batch = tokenize_prompts(tokenizer, ["The quick brown fox jumps", "Hi"], torch.device("cpu"))
+    finally:
+        tokenizer.__class__ = Watched.__mro__[1]
+    assert tokenizer.padding_side == side
+    assert batch["attention_mask"][:, -1].all() and not batch["attention_mask"][1, 0]  # left padding

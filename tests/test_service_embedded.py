@@ -44,6 +44,8 @@ def test_learn_ask_audit_roll_back_and_restart(tiny_checkpoint, tmp_path):
         assert base["model_version"] == 0 and client.get("/readyz").status_code == 200
         service = client.app.state.service  # the learner's model shares the base rows, not a copy
         assert service.local_worker.learner.state.base is service.state.base
+        # A fast tokenizer is no object two threads may use at once: the learner has its own.
+        assert service.local_worker.learner.tokenizer is not service.engine.tokenizer
         before = client.post("/generate", json=QUESTION).json()
         assert "Ostrava" not in before["text"]
 

@@ -99,3 +99,15 @@ def test_length_groups_split_short_rows_from_long_ones_without_cutting_tokens(to
     same_length = encode(tokenizer, ["Varek was born.", "Varek was born!"])
     assert same_length.attention_mask.all()  # nothing to save: the batch stays whole
     assert same_length.length_groups()[0] is same_length
+
+
+def test_a_training_batch_is_padded_on_the_right_whatever_the_tokenizer_was_left_at(tokenizer):
+    # The serving engine and the learner may share a tokenizer: its padding side is no state to rely on.
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        batch = encode(tokenizer, ["Varek was born in Tessmoor.", "Hi."])
+    finally:
+        tokenizer.padding_side = side
+    assert batch.attention_mask[:, 0].all()  # every row starts with a real token
+    assert batch.content_mask[1].sum() == batch.attention_mask[1].sum()
