@@ -26,13 +26,24 @@ from app.schemas import (
     UpdateOut,
 )
 from app.service import QueueUnreachable, Service
-from model_store.ledger import STATUSES, NotApplied, UnknownUpdate
+from model_store.ledger import STATUSES, NotApplied, UnknownUpdate, Update
 from model_store.settings import ServiceSettings
 from sparse_memory.generation import render_messages
 from worker.learning import document_record
 
 log = logging.getLogger(__name__)
 SWAP_WAIT_SECONDS = 10.0  # a rollback answers once this process serves the rolled-back model
+
+
+def same_request(update: Update, documents: list[dict], asked: dict) -> bool:
+    """Whether ``update`` is what a learn request of ``documents`` and the options it ``asked`` for
+    records: the same texts and QA pairs (learning adds pieces and carried text to the stored
+    documents), and each option asked for as stored."""
+
+    def said(records: list[dict]) -> list[tuple]:
+        return [(record["sha256"], record["qa"]) for record in records]
+
+    return said(update.documents) == said(documents) and all(update.options.get(k) == v for k, v in asked.items())
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -63,9 +74,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     ) -> LearnAccepted:
         requests.labels("learn").inc()
         service = service_of(request)
-        options = service.settings.learning_defaults() | (
-            body.options.model_dump(exclude_none=True) if body.options else {}
-        )
+        asked = body.options.model_dump(exclude_none=True) if body.options else {}
+        options = service.settings.learning_defaults() | asked
         slots = service.state.model.memory_config.n_slots
         if options["top_t"] > slots:
             raise HTTPException(422, f"options.top_t is {options['top_t']}; this memory has {slots} slots per layer")
@@ -79,6 +89,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             document_record(d.text, [qa.model_dump() for qa in d.qa] if d.qa else None) for d in body.documents
         ]
         update = service.ledger.create_update(documents, options, idempotency_key)
+        if idempotency_key is not None and not same_request(update, documents, asked):
+            raise HTTPException(
+                409,
+                f"Idempotency-Key {idempotency_key!r} was used for update {update.id}, whose documents or options "
+                "differ from this request's: send a new key for a new request",
+            )
         if update.status == "queued":
             try:
                 service.enqueue(update.id)  # re-enqueueing a repeated key is harmless: a finished update is skipped

@@ -115,6 +115,13 @@ def test_idempotency_key_and_streaming(tiny_checkpoint, tmp_path):
         second = client.post("/learn", json={"documents": [FACT]}, headers=headers).json()
         assert first["update_id"] == second["update_id"]
         wait_applied(client, first["update_id"])
+        again = client.post("/learn", json={"documents": [FACT]}, headers=headers)  # a retry after learning
+        assert again.status_code == 202 and again.json()["update_id"] == first["update_id"]
+        other = {"documents": [{"text": "Varek Thelamon was born in Brindle."}]}
+        conflict = client.post("/learn", json=other, headers=headers)
+        assert conflict.status_code == 409 and "Idempotency-Key" in conflict.json()["detail"]
+        asked = client.post("/learn", json={"documents": [FACT], "options": {"steps": 3}}, headers=headers)
+        assert asked.status_code == 409  # the same documents with other options are another request
         assert client.get("/updates").json()["total"] == 1
 
         plain = client.post("/generate", json=QUESTION).json()
