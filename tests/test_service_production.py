@@ -153,10 +153,11 @@ def test_two_replicas_a_celery_worker_postgres_and_redis(production):
     assert after_restart["state_hash"] == httpx.get(f"{apis[0]}/model").json()["state_hash"]
 
 
-def test_a_learn_request_the_broker_never_got_is_kept_and_learned_when_a_worker_starts(production):
+def test_a_learn_request_the_broker_never_got_is_kept_and_learned_and_rolled_back_without_it(production):
     """The API cannot reach the learn queue: /learn answers 503 with the update's id and what to do,
     the update stays queued in the ledger (a retry with the same Idempotency-Key finds it again),
-    and a worker started later learns it before its first task."""
+    and a worker started later learns it before its first task; a rollback whose announcement
+    cannot reach Redis either still rolls back."""
     from model_store.ledger import Ledger
 
     port = free_port()
@@ -182,3 +183,11 @@ def test_a_learn_request_the_broker_never_got_is_kept_and_learned_when_a_worker_
         assert time.monotonic() < deadline, production.log("worker")
         time.sleep(0.1)
     assert update.status == "applied", update.error
+
+    # A rollback whose announcement cannot reach Redis is still a rollback: the ledger has it, and
+    # the replicas poll the ledger.
+    production.start("api2", "serve", "--port", str(port), env={"REDIS_URL": unreachable})
+    wait_ready(api, production, "api2")
+    rolled = httpx.post(f"{api}/updates/{detail['update_id']}/rollback", timeout=60)
+    assert rolled.status_code == 200, rolled.text
+    assert ledger.get(detail["update_id"]).status == "rolled_back"
