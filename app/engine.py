@@ -129,13 +129,13 @@ class ServingEngine:
 
     def _decode(self, jobs: list[GenerationJob]) -> None:
         version = self.state.version
+        emitted = [""] * len(jobs)  # what each streaming request has been sent so far
         try:
             device = next(self.state.model.parameters()).device
             batch = tokenize_prompts(self.tokenizer, [job.prompt for job in jobs], device)
             temperatures = torch.tensor([job.temperature for job in jobs], device=device)
             longest = max(job.max_new_tokens for job in jobs)
             generated: list[list[int]] = [[] for _ in jobs]
-            emitted = [""] * len(jobs)
             finished = [False] * len(jobs)
             steps = decode_steps(
                 self.state.model, batch["input_ids"], batch["attention_mask"], longest, temperatures, self.generator
@@ -152,18 +152,40 @@ class ServingEngine:
                     if jobs[row].on_text is not None:
                         text = self.tokenizer.decode(generated[row], skip_special_tokens=True)
                         if len(text) > len(emitted[row]) and not text.endswith("\ufffd"):  # whole characters only
-                            jobs[row].on_text(text[len(emitted[row]) :])
+                            finished[row] = not _stream(jobs[row], text[len(emitted[row]) :]) or finished[row]
                             emitted[row] = text
                 if all(finished):
                     break
             for job, tokens, sent in zip(jobs, generated, emitted, strict=True):
+                if job.future.done():  # its stream failed
+                    continue
                 self.tokens_generated += len(tokens)
                 text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-                if job.on_text is not None and len(text) > len(sent):
-                    job.on_text(text[len(sent) :])
+                if job.on_text is not None and len(text) > len(sent) and not _stream(job, text[len(sent) :]):
+                    continue
                 job.future.set_result(Completion(text.strip(), version, len(tokens)))
         except Exception as error:
+            if len(jobs) > 1:  # one request may be what failed: each alone, so that only it fails
+                log.warning("a batch of %d requests failed (%s); decoding each alone", len(jobs), error)
+                for job, sent in zip(jobs, emitted, strict=True):
+                    if not job.future.done():
+                        if sent:  # part of its answer is out: it cannot start again
+                            job.future.set_exception(error)
+                        else:
+                            self._decode([job])
+                return
             log.exception("generation failed")
-            for job in jobs:
-                if not job.future.done():
-                    job.future.set_exception(error)
+            if not jobs[0].future.done():
+                jobs[0].future.set_exception(error)
+
+
+def _stream(job: GenerationJob, text: str) -> bool:
+    """Hand a piece of text to a streaming request; False (and the request failed) where its
+    receiver raised, so that one request's broken stream never fails the batch it shares."""
+    try:
+        job.on_text(text)
+    except Exception as error:
+        log.warning("streaming to a request failed: %s", error)
+        job.future.set_exception(error)
+        return False
+    return True

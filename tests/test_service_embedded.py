@@ -349,3 +349,23 @@ def test_command_line_client_against_a_running_server(tiny_checkpoint, tmp_path,
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def test_one_bad_request_fails_alone_not_the_batch_it_shares(tiny_checkpoint, tmp_path):
+    from app.engine import GenerationJob
+
+    with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path))) as client:
+        engine = client.app.state.service.engine
+
+        def broken_stream(text):
+            raise ConnectionError("the client went away")
+
+        good = GenerationJob(prompt="The capital of France is", max_new_tokens=4, temperature=0.0)
+        unreadable = GenerationJob(prompt=None, max_new_tokens=4, temperature=0.0)  # the batch cannot encode it
+        gone = GenerationJob(prompt="Hello", max_new_tokens=4, temperature=0.0, on_text=broken_stream)
+        alone = GenerationJob(prompt="The capital of France is", max_new_tokens=4, temperature=0.0)
+        engine._decode([good, unreadable, gone])
+        engine._decode([alone])
+        assert good.future.result().text == alone.future.result().text  # as if it had been decoded alone
+        assert isinstance(unreadable.future.exception(), Exception)
+        assert isinstance(gone.future.exception(), ConnectionError)
