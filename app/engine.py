@@ -66,6 +66,10 @@ class ServingEngine:
         self._jobs.put(None)  # wake the loop
         self._thread.join(timeout=30)
 
+    def waiting(self) -> int:
+        """Requests submitted and not yet being decoded (about: wake-ups count too)."""
+        return self._jobs.qsize()
+
     def submit(self, job: GenerationJob) -> Future:
         self._jobs.put(job)
         return job.future

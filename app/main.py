@@ -33,6 +33,7 @@ from worker.learning import document_record
 
 log = logging.getLogger(__name__)
 SWAP_WAIT_SECONDS = 10.0  # a rollback answers once this process serves the rolled-back model
+LEARN_RETRY_SECONDS = 30  # about what one update takes to learn on a CPU
 
 
 def same_request(update: Update, documents: list[dict], asked: dict) -> bool:
@@ -88,6 +89,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         documents = [
             document_record(d.text, [qa.model_dump() for qa in d.qa] if d.qa else None) for d in body.documents
         ]
+        known = service.ledger.by_idempotency_key(idempotency_key) if idempotency_key is not None else None
+        if known is None and len(service.ledger.pending_ids()) >= service.settings.max_pending_updates:
+            raise HTTPException(
+                429,
+                f"{service.settings.max_pending_updates} updates are waiting to be learned already: "
+                "send this one again later",
+                headers={"Retry-After": str(LEARN_RETRY_SECONDS)},
+            )
         update = service.ledger.create_update(documents, options, idempotency_key)
         if idempotency_key is not None and not same_request(update, documents, asked):
             raise HTTPException(
@@ -144,6 +153,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def generate(body: GenerateRequest, request: Request):
         requests.labels("generate").inc()
         service = service_of(request)
+        if service.engine.waiting() >= service.settings.max_waiting_generations:
+            raise HTTPException(
+                429,
+                f"{service.settings.max_waiting_generations} generation requests are waiting already: "
+                "send this one again shortly",
+                headers={"Retry-After": "1"},
+            )
         if body.messages is not None:
             prompt = render_messages(service.tokenizer, [m.model_dump() for m in body.messages])
         else:

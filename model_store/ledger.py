@@ -149,6 +149,10 @@ class Ledger:
             session.flush()
             return update
 
+    def by_idempotency_key(self, idempotency_key: str) -> Update | None:
+        with self.sessions() as session:
+            return session.scalar(select(Update).where(Update.idempotency_key == idempotency_key))
+
     def get(self, update_id: int) -> Update:
         with self.sessions() as session:
             update = session.get(Update, update_id)

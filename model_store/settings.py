@@ -98,6 +98,12 @@ class ServiceSettings(CoreSettings):
         default=2.0, description="How often a serving process checks the ledger for updates it missed."
     )
     max_batch: int = Field(default=8, description="Generation requests decoded together.")
+    max_waiting_generations: int = Field(
+        default=64, ge=1, description="Generation requests that may wait for the model; more are answered 429."
+    )
+    max_pending_updates: int = Field(
+        default=100, ge=1, description="Updates that may wait to be learned (queued or running); more are answered 429."
+    )
 
     def learning_defaults(self) -> dict:
         """The options of an update that its request leaves out."""

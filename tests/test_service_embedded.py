@@ -369,3 +369,25 @@ def test_one_bad_request_fails_alone_not_the_batch_it_shares(tiny_checkpoint, tm
         assert good.future.result().text == alone.future.result().text  # as if it had been decoded alone
         assert isinstance(unreadable.future.exception(), Exception)
         assert isinstance(gone.future.exception(), ConnectionError)
+
+
+def test_requests_beyond_the_queues_limits_are_answered_429(tiny_checkpoint, tmp_path):
+    from app.engine import GenerationJob
+
+    settings = settings_for(tiny_checkpoint, tmp_path, max_pending_updates=1, max_waiting_generations=1)
+    with TestClient(create_app(settings)) as client:
+        first = client.post("/learn", json={"documents": [FACT]}, headers={"Idempotency-Key": "first"})
+        assert first.status_code == 202
+        refused = client.post("/learn", json={"documents": [FACT]})  # the first is still queued or learning
+        assert refused.status_code == 429 and "Retry-After" in refused.headers and "later" in refused.json()["detail"]
+        again = client.post("/learn", json={"documents": [FACT]}, headers={"Idempotency-Key": "first"})
+        assert again.status_code == 202 and again.json()["update_id"] == first.json()["update_id"]  # no new update
+        wait_applied(client, first.json()["update_id"])
+        assert client.get("/updates").json()["total"] == 1
+        assert client.post("/learn", json={"documents": [FACT]}).status_code == 202  # room again
+
+        engine = client.app.state.service.engine
+        engine.stop()  # nothing is decoded now: a request submitted waits
+        engine.submit(GenerationJob(prompt="Hello", max_new_tokens=2, temperature=0.0))
+        busy = client.post("/generate", json=QUESTION)
+        assert busy.status_code == 429 and busy.headers["Retry-After"] == "1"
