@@ -51,7 +51,7 @@ def bench_swap(quick: bool = False) -> dict:
         generator = torch.Generator().manual_seed(0)
         slots = torch.randperm(memory.values.shape[0], generator=generator)[:SWAP_ROWS]
         delta = torch.randn(SWAP_ROWS, memory.values.shape[1], generator=generator) * 1e-3
-        state.store.save(1, {layer: (slots, delta)})
+        sha256 = state.store.save(1, {layer: (slots, delta)})
 
         def timed(action) -> float:
             started = time.perf_counter()
@@ -60,7 +60,7 @@ def bench_swap(quick: bool = False) -> dict:
                 torch.cuda.synchronize()
             return (time.perf_counter() - started) * 1000
 
-        ledger = _OneUpdateLedger()
+        ledger = _OneUpdateLedger(sha256)
         swap_ms, read_ms, rollback_ms = [], [], []
         for _ in tqdm(range(repeats), desc="swap", unit="update"):
             # As the engine does: the delta file is read when the event arrives, off the serving
@@ -90,10 +90,17 @@ def bench_swap(quick: bool = False) -> dict:
 
 
 class _OneUpdateLedger:
-    """Stands in for the ledger in `bench swap`: its one new event applies update 1."""
+    """Stands in for the ledger in `bench swap`: its one new event applies update 1, whose delta
+    is checked against its SHA-256 when read, as a replica does."""
+
+    def __init__(self, sha256: str):
+        self.sha256 = sha256
 
     def events_after(self, version: int) -> list:
         return [SimpleNamespace(version=version + 1, update_id=1, action="apply")]
+
+    def delta_hashes(self, update_ids) -> dict[int, str]:
+        return {1: self.sha256}
 
 
 def _free_port() -> int:

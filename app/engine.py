@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from model_store.ledger import Ledger
-from model_store.state import ModelState
+from model_store.state import DeltaMismatch, ModelState
 from sparse_memory.generation import decode_steps, stop_ids, tokenize_prompts
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,9 @@ class ServingEngine:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="serving-engine", daemon=True)
         self.tokens_generated = 0
+        # Why this replica cannot build the model the ledger describes (a delta missing or altered),
+        # or None: while set it serves nothing, and each poll tries again.
+        self.failure: str | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -108,7 +111,7 @@ class ServingEngine:
             if self._catch_up_wanted.is_set() or time.monotonic() - last_poll >= self.poll_seconds:
                 self._catch_up_wanted.clear()
                 last_poll = time.monotonic()
-                self._catch_up()
+                self.catch_up()
             jobs = [first] if first is not None else []
             while len(jobs) < self.max_batch:
                 try:
@@ -120,12 +123,21 @@ class ServingEngine:
             if jobs:
                 self._decode(jobs)
 
-    def _catch_up(self) -> None:
+    def catch_up(self) -> None:
+        """Replay the ledger's new events into the served model (on the serving thread, or before it starts)."""
         try:
             applied = self.state.catch_up(self.ledger)
+        except DeltaMismatch as error:
+            if self.failure != str(error):
+                log.error("this replica stops serving: %s", error)
+            self.failure = str(error)
+            return
         except Exception:  # the ledger is unreachable for a moment: keep serving, retry on the next poll
             log.warning("catching up with the ledger failed", exc_info=True)
             return
+        if self.failure is not None:
+            log.info("the model is whole again: serving")
+            self.failure = None
         if applied:
             log.info("model now at version %s", self.state.version)
             with self._version_changed:

@@ -153,6 +153,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def generate(body: GenerateRequest, request: Request):
         requests.labels("generate").inc()
         service = service_of(request)
+        if service.engine.failure is not None:
+            raise HTTPException(503, f"this replica is not serving: {service.engine.failure}")
         if service.engine.waiting() >= service.settings.max_waiting_generations:
             raise HTTPException(
                 429,
@@ -215,8 +217,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         if service is None:
             return JSONResponse({"ready": False, "reason": "model not loaded"}, status_code=503)
         latest = service.ledger.latest_version()
-        ready = service.state.version >= latest
+        ready = service.state.version >= latest and service.engine.failure is None
         body = {"ready": ready, "model_version": service.state.version, "ledger_version": latest}
+        if service.engine.failure is not None:
+            body["reason"] = service.engine.failure
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", response_class=PlainTextResponse)

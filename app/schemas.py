@@ -105,6 +105,7 @@ class UpdateOut(BaseModel):
     error: str | None
     supersedes: list[int] = Field(default_factory=list, description="Updates this correction rolled back.")
     superseded_by: int | None = Field(default=None, description="The correction that rolled this update back.")
+    delta_sha256: str | None = Field(default=None, description="SHA-256 of its delta file, checked at every replay.")
 
     @classmethod
     def of(cls, update: Update) -> UpdateOut:
@@ -133,6 +134,7 @@ class UpdateOut(BaseModel):
             error=update.error,
             supersedes=update.supersedes or [],
             superseded_by=update.superseded_by,
+            delta_sha256=update.delta_sha256,
         )
 
 

@@ -56,8 +56,8 @@ class Service:
         self.checkpoint, model, self.tokenizer, stats = load_checkpoint(settings, log=log.info)
         learner_model = None if settings.redis_url else copy.deepcopy(model)  # before any update is replayed
         self.state = ModelState(model, DeltaStore(settings.data_dir / "updates"))
-        self.state.catch_up(self.ledger)  # a restart replays the ledger: the same model as before
         self.engine = ServingEngine(self.state, self.tokenizer, self.ledger, settings.max_batch, settings.poll_seconds)
+        self.engine.catch_up()  # a restart replays the ledger: the same model as before, or none
         self._stop_events = threading.Event()
         self.local_worker: LocalWorker | None = None
         if settings.redis_url:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,6 +64,8 @@ class Update(Base):
     # A later update that corrects this one rolls it back and learns again what it left standing.
     supersedes: Mapped[list | None] = mapped_column(JSON)  # ids of the updates this one superseded
     superseded_by: Mapped[int | None] = mapped_column(ForeignKey("updates.id"))
+    # Of its delta file: a replica replays a delta only if it is the one learned (None: before 0003).
+    delta_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class ModelEvent(Base):
@@ -249,6 +251,15 @@ class Ledger:
     def events_after(self, version: int) -> list[ModelEvent]:
         with self.sessions() as session:
             return list(session.scalars(select(ModelEvent).where(ModelEvent.version > version).order_by("version")))
+
+    def delta_hashes(self, update_ids: Iterable[int]) -> dict[int, str]:
+        """The recorded SHA-256 of these updates' delta files (those that have one)."""
+        ids = sorted(set(update_ids))
+        if not ids:
+            return {}
+        with self.sessions() as session:
+            query = select(Update.id, Update.delta_sha256).where(Update.id.in_(ids), Update.delta_sha256.is_not(None))
+            return {update_id: sha for update_id, sha in session.execute(query)}
 
     def latest_version(self) -> int:
         with self.sessions() as session:

@@ -17,23 +17,34 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save_file
 
 Rows = dict[int, tuple[torch.Tensor, torch.Tensor]]  # memory layer -> (slots, delta rows)
 
 
+class DeltaMismatch(RuntimeError):
+    """A delta file is missing, or is not the one its update was learned with."""
+
+
 class DeltaStore:
-    """Per-update deltas as safetensors files (fp32), written atomically."""
+    """Per-update deltas as safetensors files (fp32), written atomically. A file whose SHA-256 is
+    known (``expect``, from the ledger) is read only if it still has it."""
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.expected: dict[int, str] = {}  # update id -> SHA-256 of its file
+
+    def expect(self, hashes: dict[int, str]) -> None:
+        self.expected.update(hashes)
 
     def path(self, update_id: int) -> Path:
         return self.directory / f"update-{update_id:08d}.safetensors"
 
-    def save(self, update_id: int, rows: Rows, reserved: dict[int, torch.Tensor] | None = None) -> None:
-        """``reserved``: per layer, slots the update left as they are but later updates spare."""
+    def save(self, update_id: int, rows: Rows, reserved: dict[int, torch.Tensor] | None = None) -> str:
+        """``reserved``: per layer, slots the update left as they are but later updates spare.
+        Returns the file's SHA-256."""
         tensors = {}
         for layer, (slots, delta) in rows.items():
             tensors[f"layer{layer}.slots"] = slots.detach().to("cpu", torch.long).contiguous()
@@ -43,7 +54,10 @@ class DeltaStore:
                 tensors[f"layer{layer}.reserved"] = slots.detach().to("cpu", torch.long).contiguous()
         partial = self.path(update_id).with_suffix(".partial")
         save_file(tensors, partial)
+        sha256 = hashlib.sha256(partial.read_bytes()).hexdigest()
         os.replace(partial, self.path(update_id))  # readers never see half a file
+        self.expected[update_id] = sha256
+        return sha256
 
     def load(self, update_id: int) -> Rows:
         return self.load_with_reserved(update_id)[0]
@@ -51,7 +65,21 @@ class DeltaStore:
     def load_with_reserved(self, update_id: int) -> tuple[Rows, dict[int, torch.Tensor]]:
         """The update's rows, and per layer the slots it reserved (none unless it was learned with
         reserve > 1), from one read of its file."""
-        tensors = load_file(self.path(update_id))
+        path = self.path(update_id)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as error:
+            raise DeltaMismatch(
+                f"the delta of update {update_id} is missing ({path}): this replica cannot build the model the "
+                "ledger describes; restore the file into the shared data directory"
+            ) from error
+        expected = self.expected.get(update_id)
+        if expected is not None and (found := hashlib.sha256(data).hexdigest()) != expected:
+            raise DeltaMismatch(
+                f"the delta of update {update_id} ({path}) has SHA-256 {found}, the ledger recorded {expected}: "
+                "it was altered or replaced; restore the file learned with the update"
+            )
+        tensors = safetensors_load(data)
         layers = sorted({int(name.split(".")[0].removeprefix("layer")) for name in tensors if name.endswith(".slots")})
         rows = {layer: (tensors[f"layer{layer}.slots"], tensors[f"layer{layer}.delta"]) for layer in layers}
         reserved = {layer: tensors[f"layer{layer}.reserved"] for layer in layers if f"layer{layer}.reserved" in tensors}
@@ -80,7 +108,9 @@ class ModelState:
     def prefetch(self, ledger) -> None:
         """Read the deltas of new apply events now (any thread), so that the swap itself, on the
         thread that serves, is only the in-place write of the rows."""
-        for event in ledger.events_after(self.version):
+        events = ledger.events_after(self.version)
+        self.store.expect(ledger.delta_hashes(event.update_id for event in events))
+        for event in events:
             if event.action == "apply" and event.update_id not in self._prefetched:
                 self._prefetched[event.update_id] = self.store.load_with_reserved(event.update_id)
 
@@ -183,7 +213,9 @@ class ModelState:
         return applied
 
     def catch_up(self, ledger) -> list[int]:
-        return self.replay(ledger.events_after(self.version))
+        events = ledger.events_after(self.version)
+        self.store.expect(ledger.delta_hashes(event.update_id for event in events))
+        return self.replay(events)
 
     def state_hash(self) -> str:
         """SHA-256 of every memory value table: equal hashes, bit-identical models."""

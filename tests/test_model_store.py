@@ -161,6 +161,9 @@ def test_a_prefetched_delta_gives_the_same_rows(memory_model, tmp_path):
         def events_after(self, version):
             return [type("Event", (), {"version": version + 1, "update_id": 1, "action": "apply"})()]
 
+        def delta_hashes(self, update_ids):
+            return {}
+
     state.prefetch(OneEvent())
     assert 1 in state._prefetched
     state.apply(1)

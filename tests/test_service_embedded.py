@@ -1,6 +1,7 @@
 """The embedded default end to end over HTTP: SQLite ledger, the worker inside the API process,
 the tiny model as base checkpoint."""
 
+import hashlib
 import json
 import time
 
@@ -391,3 +392,32 @@ def test_requests_beyond_the_queues_limits_are_answered_429(tiny_checkpoint, tmp
         engine.submit(GenerationJob(prompt="Hello", max_new_tokens=2, temperature=0.0))
         busy = client.post("/generate", json=QUESTION)
         assert busy.status_code == 429 and busy.headers["Retry-After"] == "1"
+
+
+def test_a_replica_whose_delta_is_missing_or_altered_stops_serving_until_it_is_restored(tiny_checkpoint, tmp_path):
+    settings = settings_for(tiny_checkpoint, tmp_path)
+    with TestClient(create_app(settings)) as client:
+        update = wait_applied(client, client.post("/learn", json={"documents": [FACT]}).json()["update_id"])
+        assert update["status"] == "applied", update["error"]
+        learned_hash = client.get("/model").json()["state_hash"]
+    delta = next((tmp_path / "updates").glob("update-*.safetensors"))
+    learned = delta.read_bytes()
+    assert update["delta_sha256"] == hashlib.sha256(learned).hexdigest()  # in the audit
+    from safetensors.torch import load, save
+
+    tensors = load(learned)
+    name = next(key for key in tensors if key.endswith(".delta"))
+    tensors[name] = tensors[name] * 2  # a well-formed file, but not the delta that was learned
+    for broken, reason in [(save(tensors), "SHA-256"), (None, "missing")]:
+        delta.unlink()
+        if broken is not None:
+            delta.write_bytes(broken)
+        with TestClient(create_app(settings)) as client:  # a restart replays the ledger
+            ready = client.get("/readyz")
+            assert ready.status_code == 503 and reason in ready.json()["reason"]
+            refused = client.post("/generate", json=QUESTION)
+            assert refused.status_code == 503 and "not serving" in refused.json()["detail"]
+    delta.write_bytes(learned)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/model").json()["state_hash"] == learned_hash

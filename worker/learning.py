@@ -146,7 +146,9 @@ class Learner:
             with self.state.without(superseded):
                 result, probe_after = self._learn_rows(batches, config, seconds)
             deltas = {layer: (rows.slots, rows.delta) for layer, rows in result.rows.items()}
-            self.state.store.save(update.id, deltas, {layer: rows.reserved for layer, rows in result.rows.items()})
+            delta_sha256 = self.state.store.save(
+                update.id, deltas, {layer: rows.reserved for layer, rows in result.rows.items()}
+            )
             probe = None
             status = "applied"
             if probe_before is not None:
@@ -175,6 +177,7 @@ class Learner:
                 steps=result.steps,
                 probe=probe,
                 documents=records,
+                delta_sha256=delta_sha256,
             )
         except Exception as error:  # recorded on the update; the model stays as the ledger says
             log.exception("update %s failed", update.id)
