@@ -417,6 +417,9 @@ def test_a_replica_whose_delta_is_missing_or_altered_stops_serving_until_it_is_r
             assert ready.status_code == 503 and reason in ready.json()["reason"]
             refused = client.post("/generate", json=QUESTION)
             assert refused.status_code == 503 and "not serving" in refused.json()["detail"]
+            if reason == "missing":  # nor does the learner learn on a model the ledger does not describe
+                failed = wait_applied(client, client.post("/learn", json={"documents": [FACT]}).json()["update_id"])
+                assert failed["status"] == "failed" and "DeltaMismatch" in failed["error"]
     delta.write_bytes(learned)
     with TestClient(create_app(settings)) as client:
         assert client.get("/readyz").status_code == 200

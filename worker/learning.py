@@ -103,8 +103,8 @@ class Learner:
         started = time.perf_counter()
         seconds: dict[str, float] = {}  # where an update's time goes, for the log
         self.ledger.mark_running(update.id)
-        self.state.catch_up(self.ledger)
         try:
+            self.state.catch_up(self.ledger)  # a delta missing or altered fails the update, with the reason
             documents = [Document(d["text"], qa_pairs(d)) for d in update.documents]
             corrections = self._corrections(documents) if self.settings.supersede_corrections else {}
             superseded = sorted({update_id for by_update in corrections.values() for update_id in by_update})
