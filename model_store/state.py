@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load as safetensors_load
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_save
 
 Rows = dict[int, tuple[torch.Tensor, torch.Tensor]]  # memory layer -> (slots, delta rows)
 
@@ -52,9 +52,10 @@ class DeltaStore:
         for layer, slots in (reserved or {}).items():
             if len(slots):
                 tensors[f"layer{layer}.reserved"] = slots.detach().to("cpu", torch.long).contiguous()
+        data = safetensors_save(tensors)  # serialised once: hashed and written from the same bytes
+        sha256 = hashlib.sha256(data).hexdigest()
         partial = self.path(update_id).with_suffix(".partial")
-        save_file(tensors, partial)
-        sha256 = hashlib.sha256(partial.read_bytes()).hexdigest()
+        partial.write_bytes(data)
         os.replace(partial, self.path(update_id))  # readers never see half a file
         self.expected[update_id] = sha256
         return sha256
