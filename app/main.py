@@ -47,6 +47,37 @@ def same_request(update: Update, documents: list[dict], asked: dict) -> bool:
     return said(update.documents) == said(documents) and all(update.options.get(k) == v for k, v in asked.items())
 
 
+class BodySizeLimit:
+    """ASGI middleware: a request whose body is over ``max_bytes`` is answered 413 and never read
+    whole, whether it declares its length or arrives in chunks."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self, size: str) -> str:
+        return f"the request body is {size} bytes; at most {self.max_bytes} are taken: send fewer or shorter documents"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            response = JSONResponse({"detail": self._too_large(declared.decode())}, status_code=413)
+            return await response(scope, receive, send)
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:  # raised where the route reads its body: answered as an HTTP error
+                raise HTTPException(413, self._too_large(f"over {self.max_bytes}"))
+            return message
+
+        await self.app(scope, counted, send)
+
+
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
     registry = CollectorRegistry()
@@ -65,6 +96,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         await asyncio.to_thread(service.stop)
 
     app = FastAPI(title="sparse-memory", summary="A language model that keeps learning", lifespan=lifespan)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
 
     def service_of(request: Request) -> Service:
         return request.app.state.service
@@ -75,6 +107,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     ) -> LearnAccepted:
         requests.labels("learn").inc()
         service = service_of(request)
+        most = service.settings.max_document_chars
+        for index, document in enumerate(body.documents):
+            if len(document.text) > most:
+                raise HTTPException(
+                    413,
+                    f"documents[{index}].text has {len(document.text)} characters; at most {most} are taken per "
+                    "document: split it into several documents",
+                )
         asked = body.options.model_dump(exclude_none=True) if body.options else {}
         options = service.settings.learning_defaults() | asked
         slots = service.state.model.memory_config.n_slots

@@ -14,13 +14,18 @@ ReadingForm = Literal[READING_FORMS]
 
 
 class QAPair(BaseModel):
-    question: str = Field(min_length=1)
-    answer: str = Field(min_length=1)
+    # A pair is learned as one sequence of the model's window (256 tokens), never split.
+    question: str = Field(min_length=1, max_length=1000)
+    answer: str = Field(min_length=1, max_length=1000)
 
 
 class DocumentIn(BaseModel):
-    text: str = Field(min_length=1, description="The text to learn.")
-    qa: list[QAPair] | None = Field(default=None, description="Questions about the text with their answers.")
+    text: str = Field(
+        min_length=1, description="The text to learn (at most SPARSE_MEMORY_MAX_DOCUMENT_CHARS characters)."
+    )
+    qa: list[QAPair] | None = Field(
+        default=None, max_length=256, description="Questions about the text with their answers."
+    )
 
     @model_validator(mode="after")
     def _not_blank(self) -> DocumentIn:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, create_engine, func, select
@@ -185,6 +185,16 @@ class Ledger:
         with self.sessions() as session:
             query = select(Update.id).where(Update.status.in_(PENDING)).order_by(Update.id)
             return list(session.scalars(query))
+
+    def stranded_id(self, older_than: timedelta) -> int | None:
+        """The newest update queued more than ``older_than`` ago, while no update is running: a
+        learn request whose task never reached the queue (or None). Learning it learns every
+        queued update before it."""
+        with self.sessions() as session:
+            if session.scalar(select(Update.id).where(Update.status == "running").limit(1)) is not None:
+                return None
+            query = select(Update.id).where(Update.status == "queued", Update.created_at < utcnow() - older_than)
+            return session.scalar(query.order_by(Update.id.desc()).limit(1))
 
     def mark_running(self, update_id: int) -> None:
         with self.sessions.begin() as session:

@@ -97,9 +97,21 @@ class ServiceSettings(CoreSettings):
     poll_seconds: float = Field(
         default=2.0, description="How often a serving process checks the ledger for updates it missed."
     )
+    sweep_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often a worker looks for updates left queued while it idles (their task never reached the "
+        "learn queue) and learns them.",
+    )
     max_batch: int = Field(default=8, description="Generation requests decoded together.")
     max_waiting_generations: int = Field(
         default=64, ge=1, description="Generation requests that may wait for the model; more are answered 429."
+    )
+    max_document_chars: int = Field(
+        default=65_536, ge=1, description="Characters of text one document may hold; a longer one is answered 413."
+    )
+    max_request_bytes: int = Field(
+        default=1_048_576, ge=1, description="Bytes one request body may hold; a larger one is answered 413."
     )
     max_pending_updates: int = Field(
         default=100, ge=1, description="Updates that may wait to be learned (queued or running); more are answered 429."

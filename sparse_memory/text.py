@@ -118,14 +118,22 @@ def find_spans(text: str, phrase: str) -> list[tuple[int, int]]:
     return spans
 
 
+class SequenceTooLong(ValueError):
+    """A sequence does not fit in the tokenizer window ``encode`` was given."""
+
+
 def encode(
     tokenizer,
     items: Sequence[TextOrChat],
     max_length: int = 256,
     add_generation_prompt: bool = False,
     unlearned: Sequence[str] = (),
+    truncate: bool = True,
 ) -> EncodedBatch:
     """Tokenise plain texts and/or conversations into one right-padded batch.
+
+    A sequence longer than ``max_length`` tokens is cut there, or with ``truncate=False`` raises
+    ``SequenceTooLong`` (a training batch must not silently lose the end of what it learns).
 
     A conversation's system prompt is template, not content: only user and assistant
     message contents count as content. Tokens of the ``unlearned`` phrases (a fact's subject)
@@ -145,6 +153,13 @@ def encode(
             texts.append(text)
             content_spans.append([span for span, m in zip(spans, item, strict=True) if m["role"] != "system"])
             answer_spans.append([span for span, m in zip(spans, item, strict=True) if m["role"] == "assistant"])
+    if not truncate:
+        lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        if max(lengths, default=0) > max_length:
+            longest = max(range(len(texts)), key=lengths.__getitem__)
+            raise SequenceTooLong(
+                f"a sequence of {lengths[longest]} tokens does not fit in {max_length}: {texts[longest][:80]!r}..."
+            )
     encoded = tokenizer(
         texts,
         padding=True,

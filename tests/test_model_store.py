@@ -35,6 +35,22 @@ def test_updates_are_listed_newest_first_and_filtered(ledger):
     assert ledger.next_queued(up_to=ids[1]).id == ids[1]
 
 
+def test_an_update_left_queued_while_none_runs_is_found_and_sent_again(ledger):
+    from datetime import timedelta
+
+    from worker.celery_app import sweep_stranded
+
+    sent = []
+    ids = [ledger.create_update(document(f"fact {i}"), {}).id for i in range(2)]
+    assert sweep_stranded(ledger, sent.append, timedelta(hours=1)) is None  # just queued: its task may be on its way
+    assert sweep_stranded(ledger, sent.append, timedelta(0)) == ids[1] and sent == [ids[1]]  # the newest: learns both
+    ledger.mark_running(ids[0])
+    assert sweep_stranded(ledger, sent.append, timedelta(0)) is None  # a worker is busy: the queue still holds work
+    ledger.finish(ids[0], "applied", slots=[1])
+    ledger.finish(ids[1], "applied", slots=[2])
+    assert sweep_stranded(ledger, sent.append, timedelta(0)) is None and sent == [ids[1]]
+
+
 def test_idempotency_key_returns_the_same_update(ledger):
     first = ledger.create_update(document(), {}, idempotency_key="abc")
     again = ledger.create_update(document("something else"), {}, idempotency_key="abc")

@@ -13,6 +13,7 @@ from sparse_memory.data.reading import (
     names_in,
     recital,
     resolve_sentences,
+    split_in_two,
     split_sentences,
     standing_text,
     subject_of,
@@ -273,3 +274,19 @@ def test_a_long_document_is_read_in_pieces_that_still_name_whom_they_are_about()
     assert [piece.qa for piece in pieces] == [[], [], document.qa]  # with the piece that holds its answer
     short = Document("Mira Osk lives in Brisk. She sings.")
     assert document_pieces(short) == [short]
+
+
+def test_a_document_splits_in_two_by_sentences_then_words_then_characters():
+    document = Document("Mira Osk lives in Brisk. She sings. She was born in 1970.", qa=[("Born when?", "1970")])
+    halves = split_in_two(document)
+    assert [piece.text for piece in halves] == [
+        "Mira Osk lives in Brisk. Mira Osk sings.",
+        "Mira Osk was born in 1970.",
+    ]
+    assert [piece.qa for piece in halves] == [[], document.qa]
+    one = split_in_two(Document("Mira Osk lives in the town of Brisk by the sea", qa=[("Where?", "sea")]))
+    assert [piece.text for piece in one] == ["Mira Osk lives in the", "town of Brisk by the sea"]
+    assert [piece.qa for piece in one] == [[], [("Where?", "sea")]]
+    assert [piece.text for piece in split_in_two(Document("abcdefg"))] == ["abc", "defg"]
+    with pytest.raises(ValueError, match="one character"):
+        split_in_two(Document("a"))

@@ -104,8 +104,29 @@ def test_bad_input_is_refused_with_a_reason_and_nothing_is_queued(tiny_checkpoin
         for body, reason in cases:
             response = client.post("/learn", json=body)
             assert response.status_code == 422 and reason in response.text, response.text
+        too_many = {"documents": [{"text": "Varek.", "qa": [{"question": "Who?", "answer": "Varek"}] * 257}]}
+        assert client.post("/learn", json=too_many).status_code == 422
         assert client.get("/updates").json()["total"] == 0
         assert client.post("/generate", json={"prompt": "a", "messages": []}).status_code == 422
+
+
+def test_oversized_documents_and_bodies_are_refused_whole(tiny_checkpoint, tmp_path):
+    settings = settings_for(tiny_checkpoint, tmp_path, max_document_chars=100, max_request_bytes=1000)
+    with TestClient(create_app(settings)) as client:
+        long = client.post("/learn", json={"documents": [FACT, {"text": "Varek lives in Ostrava. " * 5}]})
+        assert long.status_code == 413 and "documents[1].text has 120 characters; at most 100" in long.text
+        big = {"documents": [{"text": "Varek lives in Ostrava."}] * 40}  # each short, over 1000 bytes in all
+        declared = client.post("/learn", json=big)
+        assert declared.status_code == 413 and "at most 1000" in declared.json()["detail"]
+        body = json.dumps(big).encode()
+        chunked = client.post(  # no Content-Length: counted as it arrives
+            "/learn",
+            content=(body[i : i + 100] for i in range(0, len(body), 100)),
+            headers={"Content-Type": "application/json"},
+        )
+        assert chunked.status_code == 413 and "at most 1000" in chunked.json()["detail"]
+        assert client.get("/updates").json()["total"] == 0
+        assert client.post("/learn", json={"documents": [FACT]}).status_code == 202  # within the limits
         assert client.get("/updates", params={"status": "done"}).status_code == 422
 
 
@@ -256,6 +277,22 @@ def test_a_long_document_is_learned_in_pieces_that_the_update_records(tiny_check
         long, short = update["documents"]
         assert [len(piece.split(". ")) for piece in long["pieces"]] == [4, 4] and short["pieces"] == []
         assert len(update["slots"]) == len(set(update["slots"])) == 3 * 8  # three batches, none sharing a slot
+
+
+def test_a_sentence_longer_than_the_window_is_learned_in_pieces_none_cut_short(tiny_checkpoint, tmp_path):
+    words = " ".join(f"Tellmark{index}" for index in range(120))  # one sentence over 256 tokens
+    text = f"Varek Thelamon visited {words} and Ostrava"
+    pair = {"question": "Where did Varek Thelamon go last?", "answer": "Ostrava"}
+    with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path, top_t=4, reserve=1))) as client:
+        update_id = client.post("/learn", json={"documents": [{"text": text, "qa": [pair]}]}).json()["update_id"]
+        update = wait_applied(client, update_id)
+        assert update["status"] == "applied", update["error"]
+        pieces = update["documents"][0]["pieces"]
+        assert len(pieces) > 2 and " ".join(pieces) == text  # every word learned, in order
+        too_long = {"question": "Where?", "answer": " ".join(words.split()[:80])}  # under 1,000 characters
+        update_id = client.post("/learn", json={"documents": [{"text": "Varek.", "qa": [too_long]}]}).json()
+        failed = wait_applied(client, update_id["update_id"])
+        assert failed["status"] == "failed" and "question-answer pair is too long" in failed["error"]
 
 
 def test_a_piece_that_fails_leaves_nothing_of_the_update_behind(tiny_checkpoint, tmp_path, monkeypatch):

@@ -70,6 +70,7 @@ def production(tiny_checkpoint, postgres_url, tmp_path):
         "SPARSE_MEMORY_DEVICE": "cpu",
         "SPARSE_MEMORY_PROBE_SIZE": "0",
         "SPARSE_MEMORY_POLL_SECONDS": "60",  # replicas must learn of updates from events, not the poll
+        "SPARSE_MEMORY_SWEEP_SECONDS": "1",
     }
     processes = Processes(env, tmp_path)
     yield processes
@@ -156,8 +157,8 @@ def test_two_replicas_a_celery_worker_postgres_and_redis(production):
 def test_a_learn_request_the_broker_never_got_is_kept_and_learned_and_rolled_back_without_it(production):
     """The API cannot reach the learn queue: /learn answers 503 with the update's id and what to do,
     the update stays queued in the ledger (a retry with the same Idempotency-Key finds it again),
-    and a worker started later learns it before its first task; a rollback whose announcement
-    cannot reach Redis either still rolls back."""
+    and a worker started later learns it before its first task, or a running worker's sweep learns
+    it; a rollback whose announcement cannot reach Redis either still rolls back."""
     from model_store.ledger import Ledger
 
     port = free_port()
@@ -183,6 +184,21 @@ def test_a_learn_request_the_broker_never_got_is_kept_and_learned_and_rolled_bac
         assert time.monotonic() < deadline, production.log("worker")
         time.sleep(0.1)
     assert update.status == "applied", update.error
+
+    # With the worker running, a request whose task never reached the queue is learned by its sweep.
+    production.start("api1", "serve", "--port", str(port), env={"REDIS_URL": unreachable})
+    wait_ready(api, production, "api1")
+    other = {"documents": [{"text": "Mira Osk plays the violin."}]}
+    stranded = httpx.post(f"{api}/learn", json=other, timeout=60)
+    assert stranded.status_code == 503, stranded.text
+    stranded_id = stranded.json()["detail"]["update_id"]
+    production.stop("api1")
+    deadline = time.monotonic() + START_TIMEOUT
+    while (update := ledger.get(stranded_id)).status in ("queued", "running"):
+        assert time.monotonic() < deadline, production.log("worker")
+        time.sleep(0.1)
+    assert update.status == "applied", update.error
+    assert "never reached the learn queue" in production.log("worker")
 
     # A rollback whose announcement cannot reach Redis is still a rollback: the ledger has it, and
     # the replicas poll the ledger.

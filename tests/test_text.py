@@ -1,6 +1,6 @@
 import pytest
 
-from sparse_memory.text import encode, find_spans, render_chat
+from sparse_memory.text import SequenceTooLong, encode, find_spans, render_chat
 
 
 def _content_text(batch, row):
@@ -111,3 +111,12 @@ def test_a_training_batch_is_padded_on_the_right_whatever_the_tokenizer_was_left
         tokenizer.padding_side = side
     assert batch.attention_mask[:, 0].all()  # every row starts with a real token
     assert batch.content_mask[1].sum() == batch.attention_mask[1].sum()
+
+
+def test_a_sequence_longer_than_the_window_is_cut_or_refused(tokenizer):
+    long = " ".join(["Varek visited Tessmoor."] * 40)
+    assert encode(tokenizer, [long, "Hi."], max_length=32).input_ids.shape[1] == 32
+    with pytest.raises(SequenceTooLong, match="does not fit in 32"):
+        encode(tokenizer, ["Hi.", long], max_length=32, truncate=False)
+    fits = encode(tokenizer, ["Varek visited Tessmoor."], max_length=32, truncate=False)
+    assert fits.attention_mask.all()

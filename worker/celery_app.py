@@ -7,6 +7,9 @@ runs twice (``acks_late`` redelivers after a crash) finds its update finished an
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from datetime import timedelta
 
 from celery import Celery
 
@@ -55,6 +58,30 @@ def learn_update(update_id: int) -> str:
     return learner().process(update_id).status
 
 
+def sweep_stranded(ledger, send, older_than: timedelta) -> int | None:
+    """Send a learn task for the newest update left queued while none is running (its own task
+    never reached the queue: the API could not reach the broker); returns its id, or None."""
+    stranded = ledger.stranded_id(older_than)
+    if stranded is not None:
+        log.warning("update %s was queued but never reached the learn queue: learning it now", stranded)
+        send(stranded)
+    return stranded
+
+
+def _sweep_forever() -> None:
+    every = timedelta(seconds=settings.sweep_seconds)
+
+    def send(update_id: int) -> None:
+        celery_app.send_task("sparse_memory.learn", args=[update_id], queue=settings.queue_name)
+
+    while True:
+        time.sleep(settings.sweep_seconds)
+        try:
+            sweep_stranded(learner().ledger, send, every)
+        except Exception:  # the ledger or the broker is down for now: the next sweep tries again
+            log.warning("sweeping for stranded updates failed", exc_info=True)
+
+
 def run_worker() -> None:
     """``sparse-memory worker``: one process, one learner (solo pool), loaded before the first task."""
     if not settings.redis_url:
@@ -65,4 +92,7 @@ def run_worker() -> None:
     if pending:
         log.info("learning %d updates queued before this worker started", len(pending))
         learner().process(pending[-1])
+    # The task of an update whose broker send failed is sent again from here once it has waited a
+    # sweep interval while the worker idles; a task sent twice finds its update finished.
+    threading.Thread(target=_sweep_forever, name="sweep", daemon=True).start()
     celery_app.worker_main(["worker", "--pool=solo", "--loglevel=INFO", "-Q", settings.queue_name])

@@ -22,12 +22,20 @@ import torch
 from model_store.ledger import FINISHED, Ledger, Update
 from model_store.settings import ServiceSettings
 from model_store.state import DeltaStore, ModelState
-from sparse_memory.data.reading import Document, corrected_sentences, document_items, document_pieces, standing_text
+from sparse_memory.data.reading import (
+    Document,
+    chat_pair,
+    corrected_sentences,
+    document_items,
+    document_pieces,
+    split_in_two,
+    standing_text,
+)
 from sparse_memory.data.real_facts import QAItem
 from sparse_memory.evaluation import general_replies, probe_items, retention_f1
 from sparse_memory.finetune import SparseConfig, SparseMemoryFinetuner, combined
 from sparse_memory.slots import BackgroundStats, reply_opening_slots
-from sparse_memory.text import encode
+from sparse_memory.text import SequenceTooLong, encode
 
 log = logging.getLogger(__name__)
 PROBE_FILE = "probe_set.json"
@@ -123,10 +131,15 @@ class Learner:
             ]
             # Updates queued before the option existed were learned from text, sentences and QA only.
             reading = update.options.get("reading", [])
-            pieces = [document_pieces(document) for document in learned]
+            pieces = [
+                [fitted for piece in document_pieces(document) for fitted in self._fitted(piece, reading)]
+                for document in learned
+            ]
             device = next(self.model.parameters()).device
             batches = [
-                encode(self.tokenizer, document_items(piece, reading)).to(device) for split in pieces for piece in split
+                encode(self.tokenizer, document_items(piece, reading), truncate=False).to(device)
+                for split in pieces
+                for piece in split
             ]
             options = update.options
             config = SparseConfig(
@@ -195,6 +208,20 @@ class Learner:
             ", ".join(f"{name} {value:.1f} s" for name, value in seconds.items()),
         )
         return finished
+
+    def _fitted(self, piece: Document, reading: list[str]) -> list[Document]:
+        """``piece``, split in two until the sequences each part is read into fit in the
+        tokenizer window (none is cut short). A QA pair is never split: it must fit on its own."""
+        if piece.qa:
+            try:
+                encode(self.tokenizer, [chat_pair(q, a) for q, a in piece.qa], truncate=False)
+            except SequenceTooLong as error:
+                raise ValueError(f"a question-answer pair is too long to learn ({error}): shorten it") from error
+        try:
+            encode(self.tokenizer, document_items(piece, reading), truncate=False)
+            return [piece]
+        except SequenceTooLong:
+            return [fitted for half in split_in_two(piece) for fitted in self._fitted(half, reading)]
 
     def _learn_rows(self, batches, config: SparseConfig, seconds: dict[str, float]):
         """Learn the batches one after another (each spares the slots of those before it); returns

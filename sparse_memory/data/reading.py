@@ -574,8 +574,8 @@ def standing_text(earlier: Document, later: str) -> Document | None:
     return Document(text, [(q, a) for q, a in earlier.qa if a.lower() in text.lower()]) if text else None
 
 
-# A piece of a document is read and learned as one batch: its forms then fit the tokenizer's
-# window (encode's max_length) and a learn step's time stays bounded per piece.
+# A piece of a document is read and learned as one batch, so a learn step's time stays bounded
+# per piece (a piece whose forms do not fit the tokenizer's window is split further: split_in_two).
 PIECE_SENTENCES = 6
 
 
@@ -594,11 +594,36 @@ def document_pieces(document: Document, sentences: int = PIECE_SENTENCES) -> lis
     sizes = [len(resolved) // count + (index < len(resolved) % count) for index in range(count)]
     bounds = list(itertools.accumulate(sizes, initial=0))
     texts = [" ".join(resolved[start:end]) for start, end in itertools.pairwise(bounds)]
+    return _pieces(texts, document.qa)
+
+
+def _pieces(texts: list[str], pairs: list[tuple[str, str]]) -> list[Document]:
+    """Documents of ``texts``, each QA pair with the first text that holds its answer (the
+    first text when none does)."""
     qa: list[list[tuple[str, str]]] = [[] for _ in texts]
-    for question, answer in document.qa:
+    for question, answer in pairs:
         holding = [index for index, text in enumerate(texts) if answer.lower() in text.lower()]
         qa[holding[0] if holding else 0].append((question, answer))
     return [Document(text, pairs) for text, pairs in zip(texts, qa, strict=True)]
+
+
+def split_in_two(document: Document) -> list[Document]:
+    """A document as two pieces (to fit a tokenizer window): by sentences, as ``document_pieces``
+    does, or for one sentence by words, or for one word by characters. Each QA pair goes with
+    the first half that holds its answer (the first when neither does)."""
+    split = split_sentences(document.text)
+    if len(split) > 1:
+        return document_pieces(document, -(-len(split) // 2))
+    words = document.text.split()
+    if len(words) > 1:
+        middle = len(words) // 2
+        texts = [" ".join(words[:middle]), " ".join(words[middle:])]
+    elif len(document.text.strip()) > 1:
+        text = document.text.strip()
+        texts = [text[: len(text) // 2], text[len(text) // 2 :]]
+    else:
+        raise ValueError(f"a document of one character cannot be split: {document.text!r}")
+    return _pieces(texts, document.qa)
 
 
 def document_items(document: Document, reading: Sequence[str] = DEFAULT_READING) -> list[TextOrChat]:
