@@ -23,6 +23,7 @@ import httpx
 import torch
 from tqdm.auto import tqdm
 
+from app.cli import served_version
 from model_store.ledger import PENDING
 from model_store.settings import ServiceSettings
 from model_store.state import DeltaStore, ModelState
@@ -167,7 +168,7 @@ def _learn_and_ask(url: str, facts) -> dict:
         while (update := client.get(f"/updates/{update_id}").json())["status"] in PENDING:
             time.sleep(0.1)
         if update["status"] == "applied":
-            while client.get("/model").json()["model_version"] < update["model_version"]:
+            while served_version(client) < update["model_version"]:
                 time.sleep(0.05)
         served = time.perf_counter() - started
         body = {"messages": [{"role": "user", "content": question}], "max_new_tokens": 24}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -36,6 +37,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = ServiceSettings()
     checkpoint_dir(settings, log=lambda line: print(line, file=sys.stderr, flush=True))  # first start: prepare
+    # The service's own lines (each update's outcome and where its time went) beside uvicorn's.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
     return 0
 
@@ -73,6 +76,12 @@ def _learn(args: argparse.Namespace) -> int:
         return 0 if update["status"] == "applied" else 1
 
 
+def served_version(client) -> int:
+    """The model version the server answers with: from /readyz, which is cheap (/model also
+    hashes the model's tables), and says it even while the server catches up (503)."""
+    return client.get("/readyz").json().get("model_version", -1)
+
+
 def wait_until_served(client, update_id: int, timeout: float) -> dict:
     """Poll until the update is finished and, if applied, this server answers with it."""
     deadline = time.monotonic() + timeout
@@ -81,7 +90,7 @@ def wait_until_served(client, update_id: int, timeout: float) -> dict:
         if update["status"] in ("failed", "rejected", "rolled_back"):
             return update
         if update["status"] == "applied":
-            if _show(client.get("/model"))["model_version"] >= update["model_version"]:
+            if served_version(client) >= update["model_version"]:
                 return update
         time.sleep(0.2)
     raise SystemExit(f"update {update_id} was not served within {timeout:.0f} s")

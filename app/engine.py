@@ -53,6 +53,8 @@ class ServingEngine:
         self.generator = torch.Generator(device=next(state.model.parameters()).device).manual_seed(0)
         self._jobs: queue.Queue[GenerationJob] = queue.Queue()
         self._catch_up_wanted = threading.Event()
+        self._rows_lock = threading.Lock()  # the served rows change only while it is held
+        self._hashed: tuple[int, str] | None = None  # (version, state hash)
         self._version_changed = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="serving-engine", daemon=True)
@@ -76,6 +78,14 @@ class ServingEngine:
     def submit(self, job: GenerationJob) -> Future:
         self._jobs.put(job)
         return job.future
+
+    def state_hash(self) -> str:
+        """SHA-256 of the served value tables (``ModelState.state_hash``), computed once per model
+        version: hashing a large memory's tables takes seconds. A swap waits for it to finish."""
+        with self._rows_lock:
+            if self._hashed is None or self._hashed[0] != self.state.version:
+                self._hashed = (self.state.version, self.state.state_hash())
+            return self._hashed[1]
 
     def request_catch_up(self, _version: int | None = None) -> None:
         """Read the ledger for new events before the next batch (called on an event or a rollback).
@@ -126,7 +136,8 @@ class ServingEngine:
     def catch_up(self) -> None:
         """Replay the ledger's new events into the served model (on the serving thread, or before it starts)."""
         try:
-            applied = self.state.catch_up(self.ledger)
+            with self._rows_lock:
+                applied = self.state.catch_up(self.ledger)
         except DeltaMismatch as error:
             if self.failure != str(error):
                 log.error("this replica stops serving: %s", error)

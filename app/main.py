@@ -244,7 +244,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             "memory": service.state.model.memory_config.to_dict(),
             "model_version": state.version,
             "active_updates": list(state.active),
-            "state_hash": state.state_hash(),
+            "state_hash": service.engine.state_hash(),
         }
 
     @app.get("/healthz")

@@ -222,7 +222,7 @@ class ModelState:
         """SHA-256 of every memory value table: equal hashes, bit-identical models."""
         digest = hashlib.sha256()
         for layer in sorted(self.memories):
-            digest.update(self.memories[layer].values.detach().cpu().contiguous().numpy().tobytes())
+            digest.update(self.memories[layer].values.detach().cpu().contiguous().numpy())  # no copy of the table
         return digest.hexdigest()
 
 

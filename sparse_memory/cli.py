@@ -40,7 +40,7 @@ BENCH_OPTIONS = {
     "forgetting": ("facts", "methods", "sweep", "lr", "max_steps", "save_every_s"),
     "interference": ("facts",),
     "late": ("after", "facts", "methods", "lr", "max_steps"),
-    "learn-speed": ("facts",),
+    "learn-speed": ("facts", "lr"),
     "documents": (
         "documents",
         "qa",
@@ -133,7 +133,8 @@ def add_commands(commands) -> None:
         "--lr",
         type=float,
         default=None,
-        help="run the chosen methods at this learning rate only: one piece of a sweep, so pieces can run side by side",
+        help="run the chosen methods at this learning rate only: one piece of a sweep, so pieces can run side by "
+        "side (learn-speed: the default learner's rate; the reference keeps its own)",
     )
     forgetting.add_argument(
         "--max-steps",

@@ -29,14 +29,16 @@ from sparse_memory.text import encode
 PROBE_SIZE = 16  # the service's default retention probe
 
 
-def bench_learn_speed(quick: bool = False, facts: int | None = None) -> dict:
+def bench_learn_speed(quick: bool = False, facts: int | None = None, lr: float | None = None) -> dict:
+    """``lr``: the learning rate of the default learner (the reference keeps its own)."""
     n_facts = facts or (3 if quick else 10)
     if n_facts < 1:
         raise ValueError(f"--facts must be at least 1, got {n_facts}")
     model, tokenizer, stats = load_prepared()
     device = next(model.parameters()).device
     probe = probe_items(model, tokenizer, PROBE_SIZE)
-    configs = {"reference": SparseConfig(**REFERENCE_SPARSE), "default": SparseConfig()}
+    default = SparseConfig() if lr is None else SparseConfig(lr=lr)
+    configs = {"reference": SparseConfig(**REFERENCE_SPARSE), "default": default}
     runs = {name: [] for name in configs}
     for fact in tqdm(make_facts(n_facts, seed=FACT_SEED), desc="learn-speed", unit="fact"):
         batch = encode(tokenizer, fact_items(fact))
