@@ -91,6 +91,49 @@ def test_learn_ask_audit_roll_back_and_restart(tiny_checkpoint, tmp_path):
         assert "Ostrava" in restarted.post("/generate", json=QUESTION).json()["text"]
 
 
+def test_concurrent_answers_each_come_whole_from_the_version_they_name(tiny_checkpoint, tmp_path):
+    """Clients ask all the while an update is applied and then rolled back: every reply is what
+    the model of the version it names answers alone, none half one version and half the next."""
+    import threading
+
+    def hammer(client, until) -> list[tuple[int, str]]:
+        seen, lock = [], threading.Lock()
+
+        def ask() -> None:
+            while not until():
+                reply = client.post("/generate", json=QUESTION).json()
+                with lock:
+                    seen.append((reply["model_version"], reply["text"]))
+
+        threads = [threading.Thread(target=ask) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        return seen, threads
+
+    with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path))) as client:
+        alone = {0: client.post("/generate", json=QUESTION).json()["text"]}
+        applied = {}
+        seen, threads = hammer(client, lambda: "update" in applied)
+        applied["update"] = wait_applied(client, client.post("/learn", json={"documents": [FACT]}).json()["update_id"])
+        for thread in threads:
+            thread.join()
+        learned = applied["update"]["model_version"]
+        alone[learned] = client.post("/generate", json=QUESTION).json()["text"]
+        rolled = {}
+        more, threads = hammer(client, lambda: "update" in rolled)
+        time.sleep(1.0)  # answers at the learned version first, then the rollback while they go on
+        rolled["update"] = client.post(f"/updates/{applied['update']['id']}/rollback").json()
+        for thread in threads:
+            thread.join()
+        alone[learned + 1] = client.post("/generate", json=QUESTION).json()["text"]
+
+    seen += more
+    assert alone[learned] != alone[0] and alone[learned + 1] == alone[0]  # learning changed the answer; undone
+    assert {version for version, _ in seen} == {0, learned, learned + 1}  # every version was answered
+    mixed = [(version, text) for version, text in seen if text != alone[version]]
+    assert not mixed, mixed
+
+
 def test_bad_input_is_refused_with_a_reason_and_nothing_is_queued(tiny_checkpoint, tmp_path):
     with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path))) as client:
         cases = [
