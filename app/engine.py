@@ -55,6 +55,8 @@ class ServingEngine:
         self._catch_up_wanted = threading.Event()
         self._rows_lock = threading.Lock()  # the served rows change only while it is held
         self._hashed: tuple[int, str] | None = None  # (version, state hash)
+        # Called on the serving thread after each swap with its seconds and the versions it applied.
+        self.on_swap: Callable[[float, list[int]], None] | None = None
         self._version_changed = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="serving-engine", daemon=True)
@@ -135,6 +137,7 @@ class ServingEngine:
 
     def catch_up(self) -> None:
         """Replay the ledger's new events into the served model (on the serving thread, or before it starts)."""
+        started = time.perf_counter()
         try:
             with self._rows_lock:
                 applied = self.state.catch_up(self.ledger)
@@ -151,6 +154,11 @@ class ServingEngine:
             self.failure = None
         if applied:
             log.info("model now at version %s", self.state.version)
+            if self.on_swap is not None:
+                try:
+                    self.on_swap(time.perf_counter() - started, applied)
+                except Exception:  # a metric is never a reason to stop serving
+                    log.warning("recording the swap to version %s failed", self.state.version, exc_info=True)
             with self._version_changed:
                 self._version_changed.notify_all()
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from app.engine import GenerationJob
 from app.schemas import (
@@ -86,10 +87,47 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     rollbacks = Counter("sparse_memory_rollbacks", "Updates rolled back", registry=registry)
     version_gauge = Gauge("sparse_memory_model_version", "Model version served", registry=registry)
     tokens_gauge = Gauge("sparse_memory_generated_tokens", "Tokens generated since start", registry=registry)
+    generation_seconds = Histogram(
+        "sparse_memory_generation_seconds",
+        "Seconds from a generation request to its last token",
+        buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+        registry=registry,
+    )
+    swap_seconds = Histogram(
+        "sparse_memory_swap_seconds",
+        "Seconds the serving thread took to bring new model versions into service",
+        buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
+        registry=registry,
+    )
+    learn_seconds = Histogram(
+        "sparse_memory_learn_seconds",
+        "Seconds each update this replica began serving took to learn (started to applied)",
+        buckets=(5, 10, 15, 30, 60, 120, 300, 600, 1800),
+        registry=registry,
+    )
+    pending_gauge = Gauge("sparse_memory_pending_updates", "Updates queued or being learned", registry=registry)
+    written_gauge = Gauge(
+        "sparse_memory_slots_written", "Memory slots active updates wrote or reserved", ["layer"], registry=registry
+    )
+    free_gauge = Gauge(
+        "sparse_memory_slots_free", "Memory slots no active update wrote or reserved", ["layer"], registry=registry
+    )
+    probe_gauge = Gauge(
+        "sparse_memory_retention_probe", "Retention probe score after the latest applied update", registry=registry
+    )
+
+    def observe_swap(ledger, seconds: float, versions: list[int]) -> None:
+        swap_seconds.observe(seconds)
+        for event in ledger.events_after(min(versions) - 1):
+            if event.version in versions and event.action == "apply":
+                update = ledger.get(event.update_id)
+                if update.started_at is not None and update.applied_at is not None:
+                    learn_seconds.observe((update.applied_at - update.started_at).total_seconds())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         service = await asyncio.to_thread(Service, settings)
+        service.engine.on_swap = lambda seconds, versions: observe_swap(service.ledger, seconds, versions)
         service.start()
         app.state.service = service
         yield
@@ -206,9 +244,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             prompt = render_messages(service.tokenizer, [m.model_dump() for m in body.messages])
         else:
             prompt = body.prompt
+        started = time.perf_counter()
         if not body.stream:
             job = GenerationJob(prompt, body.max_new_tokens, body.temperature)
             completion = await asyncio.wrap_future(service.engine.submit(job))
+            generation_seconds.observe(time.perf_counter() - started)
             return GenerateResponse(text=completion.text, model_version=completion.model_version)
 
         loop = asyncio.get_running_loop()
@@ -229,6 +269,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                     continue
                 yield f"data: {json.dumps({'text': text})}\n\n"
             completion = await done
+            generation_seconds.observe(time.perf_counter() - started)
             final = {"text": completion.text, "model_version": completion.model_version, "done": True}
             yield f"data: {json.dumps(final)}\n\n"
 
@@ -268,6 +309,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         service = service_of(request)
         version_gauge.set(service.state.version)
         tokens_gauge.set(service.engine.tokens_generated)
+        pending_gauge.set(len(service.ledger.pending_ids()))
+        n_slots = service.state.model.memory_config.n_slots
+        for layer, written in service.state.written().items():
+            written_gauge.labels(str(layer)).set(int(written.sum()))
+            free_gauge.labels(str(layer)).set(n_slots - int(written.sum()))
+        latest, _ = service.ledger.list("applied", 1, 0)
+        if latest and latest[0].probe is not None:
+            probe_gauge.set(latest[0].probe["after"])
         return PlainTextResponse(generate_latest(registry).decode(), media_type="text/plain; version=0.0.4")
 
     return app

@@ -198,6 +198,21 @@ def test_idempotency_key_and_streaming(tiny_checkpoint, tmp_path):
         assert "".join(p["text"] for p in payloads[:-1]).strip() == plain["text"]
         metrics = client.get("/metrics").text
         assert "sparse_memory_model_version 1.0" in metrics
+        from prometheus_client.parser import text_string_to_metric_families
+
+        samples = {
+            s.name + str(sorted(s.labels.items())): s.value
+            for f in text_string_to_metric_families(metrics)
+            for s in f.samples
+        }
+        assert samples["sparse_memory_generation_seconds_count[]"] == 2  # the plain and the streamed request
+        assert (
+            samples["sparse_memory_swap_seconds_count[]"] == 1 and samples["sparse_memory_learn_seconds_count[]"] == 1
+        )
+        assert 0 < samples["sparse_memory_learn_seconds_sum[]"] < 120
+        written = samples["sparse_memory_slots_written[('layer', '1')]"]
+        assert 0 < written and written + samples["sparse_memory_slots_free[('layer', '1')]"] == 256
+        assert samples["sparse_memory_pending_updates[]"] == 0
 
 
 OTHER_FACT = {"text": "Tosia Naskrath works at Quorvane Labs."}
@@ -388,6 +403,10 @@ def test_an_update_that_forgets_the_probe_is_rejected_and_never_served(tiny_chec
         following = wait_applied(client, client.post("/learn", json={"documents": [FACT]}).json()["update_id"])
         expected = update["probe"]["after"] if status == "applied" else update["probe"]["before"]
         assert following["probe"]["before"] == expected
+        gauge = next(
+            line for line in client.get("/metrics").text.splitlines() if line.startswith("sparse_memory_retention")
+        )
+        assert float(gauge.split()[-1]) == following["probe"]["after"]  # the latest applied update's
 
 
 def last_line(capsys) -> str:
