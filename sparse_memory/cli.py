@@ -40,7 +40,7 @@ BENCH_OPTIONS = {
     "forgetting": ("facts", "methods", "sweep", "lr", "max_steps", "save_every_s"),
     "interference": ("facts",),
     "late": ("after", "facts", "methods", "lr", "max_steps"),
-    "learn-speed": ("facts", "lr"),
+    "learn-speed": ("facts", "lr", "max_steps"),
     "documents": (
         "documents",
         "qa",

@@ -29,15 +29,18 @@ from sparse_memory.text import encode
 PROBE_SIZE = 16  # the service's default retention probe
 
 
-def bench_learn_speed(quick: bool = False, facts: int | None = None, lr: float | None = None) -> dict:
-    """``lr``: the learning rate of the default learner (the reference keeps its own)."""
+def bench_learn_speed(
+    quick: bool = False, facts: int | None = None, lr: float | None = None, max_steps: int | None = None
+) -> dict:
+    """``lr``, ``max_steps``: the default learner's, to try others (the reference keeps its own)."""
     n_facts = facts or (3 if quick else 10)
     if n_facts < 1:
         raise ValueError(f"--facts must be at least 1, got {n_facts}")
     model, tokenizer, stats = load_prepared()
     device = next(model.parameters()).device
     probe = probe_items(model, tokenizer, PROBE_SIZE)
-    default = SparseConfig() if lr is None else SparseConfig(lr=lr)
+    asked = {"lr": lr, "max_steps": max_steps}
+    default = SparseConfig(**{name: value for name, value in asked.items() if value is not None})
     configs = {"reference": SparseConfig(**REFERENCE_SPARSE), "default": default}
     runs = {name: [] for name in configs}
     for fact in tqdm(make_facts(n_facts, seed=FACT_SEED), desc="learn-speed", unit="fact"):
