@@ -301,7 +301,9 @@ def test_late_bench_refuses_baselines_and_unknown_methods_before_any_work():
 def test_bench_options_a_benchmark_does_not_take_are_refused_before_any_work():
     from sparse_memory.cli import main
 
-    with pytest.raises(SystemExit, match="bench step does not take --lr \\(bench documents, forgetting, late does\\)"):
+    with pytest.raises(
+        SystemExit, match="bench step does not take --lr \\(bench documents, forgetting, late, learn-speed does\\)"
+    ):
         main(["bench", "step", "--lr", "1e-3"])
     with pytest.raises(SystemExit, match="bench forgetting does not take --qa, --top-t \\(bench documents does\\)"):
         main(["bench", "forgetting", "--qa", "--top-t", "100"])
