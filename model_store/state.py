@@ -109,9 +109,7 @@ class ModelState:
     def prefetch(self, ledger) -> None:
         """Read the deltas of new apply events now (any thread), so that the swap itself, on the
         thread that serves, is only the in-place write of the rows."""
-        events = ledger.events_after(self.version)
-        self.store.expect(ledger.delta_hashes(event.update_id for event in events))
-        for event in events:
+        for event in self._new_events(ledger):
             if event.action == "apply" and event.update_id not in self._prefetched:
                 self._prefetched[event.update_id] = self.store.load_with_reserved(event.update_id)
 
@@ -214,9 +212,14 @@ class ModelState:
         return applied
 
     def catch_up(self, ledger) -> list[int]:
+        return self.replay(self._new_events(ledger))
+
+    def _new_events(self, ledger) -> list:
+        """The ledger's events after this state's version; their deltas' recorded SHA-256 is
+        expected of the files from now on."""
         events = ledger.events_after(self.version)
         self.store.expect(ledger.delta_hashes(event.update_id for event in events))
-        return self.replay(events)
+        return events
 
     def state_hash(self) -> str:
         """SHA-256 of every memory value table: equal hashes, bit-identical models."""

@@ -153,23 +153,22 @@ def encode(
             texts.append(text)
             content_spans.append([span for span, m in zip(spans, item, strict=True) if m["role"] != "system"])
             answer_spans.append([span for span, m in zip(spans, item, strict=True) if m["role"] == "assistant"])
-    if not truncate:
-        lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-        if max(lengths, default=0) > max_length:
-            longest = max(range(len(texts)), key=lengths.__getitem__)
-            raise SequenceTooLong(
-                f"a sequence of {lengths[longest]} tokens does not fit in {max_length}: {texts[longest][:80]!r}..."
-            )
     encoded = tokenizer(
         texts,
         padding=True,
         padding_side="right",  # content first: whatever side the tokenizer was left at
-        truncation=True,
-        max_length=max_length,
+        truncation=truncate,
+        max_length=max_length if truncate else None,  # without truncation, checked below
         return_tensors="pt",
         return_offsets_mapping=True,
         add_special_tokens=False,
     )
+    if encoded["input_ids"].shape[1] > max_length:  # only without truncation
+        lengths = encoded["attention_mask"].sum(1)
+        longest = int(lengths.argmax())
+        raise SequenceTooLong(
+            f"a sequence of {int(lengths[longest])} tokens does not fit in {max_length}: {texts[longest][:80]!r}..."
+        )
     offsets = [[(int(a), int(b)) for a, b in row] for row in encoded["offset_mapping"]]
     batch = EncodedBatch(
         input_ids=encoded["input_ids"],

@@ -35,7 +35,7 @@ from sparse_memory.data.real_facts import QAItem
 from sparse_memory.evaluation import general_replies, probe_items, retention_f1
 from sparse_memory.finetune import SparseConfig, SparseMemoryFinetuner, combined
 from sparse_memory.slots import BackgroundStats, reply_opening_slots
-from sparse_memory.text import SequenceTooLong, encode
+from sparse_memory.text import EncodedBatch, SequenceTooLong, encode
 
 log = logging.getLogger(__name__)
 PROBE_FILE = "probe_set.json"
@@ -131,16 +131,13 @@ class Learner:
             ]
             # Updates queued before the option existed were learned from text, sentences and QA only.
             reading = update.options.get("reading", [])
-            pieces = [
-                [fitted for piece in document_pieces(document) for fitted in self._fitted(piece, reading)]
+            fitted = [
+                [fit for piece in document_pieces(document) for fit in self._fitted(piece, reading)]
                 for document in learned
             ]
+            pieces = [[piece for piece, _ in split] for split in fitted]
             device = next(self.model.parameters()).device
-            batches = [
-                encode(self.tokenizer, document_items(piece, reading), truncate=False).to(device)
-                for split in pieces
-                for piece in split
-            ]
+            batches = [batch.to(device) for split in fitted for _, batch in split]
             options = update.options
             config = SparseConfig(
                 t=options["top_t"],
@@ -209,19 +206,19 @@ class Learner:
         )
         return finished
 
-    def _fitted(self, piece: Document, reading: list[str]) -> list[Document]:
-        """``piece``, split in two until the sequences each part is read into fit in the
-        tokenizer window (none is cut short). A QA pair is never split: it must fit on its own."""
-        if piece.qa:
-            try:
-                encode(self.tokenizer, [chat_pair(q, a) for q, a in piece.qa], truncate=False)
-            except SequenceTooLong as error:
-                raise ValueError(f"a question-answer pair is too long to learn ({error}): shorten it") from error
+    def _fitted(self, piece: Document, reading: list[str]) -> list[tuple[Document, EncodedBatch]]:
+        """``piece`` with its batch, or split in two until the sequences each part is read into
+        fit in the tokenizer window (none is cut short). A QA pair is never split: it must fit
+        on its own."""
         try:
-            encode(self.tokenizer, document_items(piece, reading), truncate=False)
-            return [piece]
+            return [(piece, encode(self.tokenizer, document_items(piece, reading), truncate=False))]
         except SequenceTooLong:
-            return [fitted for half in split_in_two(piece) for fitted in self._fitted(half, reading)]
+            if piece.qa:
+                try:
+                    encode(self.tokenizer, [chat_pair(q, a) for q, a in piece.qa], truncate=False)
+                except SequenceTooLong as error:
+                    raise ValueError(f"a question-answer pair is too long to learn ({error}): shorten it") from error
+            return [fit for half in split_in_two(piece) for fit in self._fitted(half, reading)]
 
     def _learn_rows(self, batches, config: SparseConfig, seconds: dict[str, float]):
         """Learn the batches one after another (each spares the slots of those before it); returns
