@@ -6,6 +6,7 @@ from sparse_memory.data.reading import (
     Document,
     asked_questions,
     chat_pair,
+    clauses,
     corrected_sentences,
     detail_questions,
     document_items,
@@ -127,6 +128,29 @@ def test_asked_questions_put_the_question_word_first_and_ask_for_the_subject_too
     assert asked_questions("Teo Osk stepped down at Quorvane Labs.")[1] == "Where did Teo Osk step down?"
     assert asked_questions("Mira Osk's brother lives in Brisk.") == ["Where does Mira Osk's brother live?"]
     assert asked_questions("Founded in 1990, it grew.") == []  # no subject opens it
+
+
+def test_a_sentence_splits_where_and_joins_another_verb_of_its_subject():
+    assert clauses("Varek Thelamon studied chemistry at the University of Ulvoock and now works at Quorvane Labs.") == [
+        "Varek Thelamon studied chemistry at the University of Ulvoock.",
+        "Varek Thelamon now works at Quorvane Labs.",
+    ]
+    assert clauses("Dorek Vel moved to Brisk in 2003 but still works at Nolane Logistics.")[1] == (
+        "Dorek Vel still works at Nolane Logistics."
+    )
+    assert clauses("Mira Osk plays the piano and drums.") == ["Mira Osk plays the piano and drums."]  # two things
+    assert clauses("Mira Osk and Teo Vel founded Brisk.") == ["Mira Osk and Teo Vel founded Brisk."]
+    assert clauses("In 2003, it grew and hired.") == ["In 2003, it grew and hired."]  # no subject opens it
+
+
+def test_the_second_verb_of_a_sentence_is_asked_on_its_own():
+    items = document_items(
+        Document("Varek Thelamon was born in Tellmark. He studied at Ulvoock and now works at Quorvane Labs.")
+    )
+    questions = {item[0]["content"] for item in items if not isinstance(item, str)}
+    assert "Where does Varek Thelamon now work?" in questions
+    assert "Varek Thelamon now works at Quorvane Labs." in items
+    assert not any("and now works" in question for question in questions)
 
 
 def test_a_later_text_corrects_the_earlier_sentences_stating_the_same_relation():

@@ -13,7 +13,9 @@ the text, not to answer a question about it. So the batch holds, beside the text
   sentence's subject), a question that asks for that detail, the detail's place taken by a
   question word ("Mira Osk grew up where?"), answered with the whole sentence;
 * ``questions``: each detail asked as people ask, the question word first ("Where did Mira Osk
-  grow up?"), and the subject asked for ("Who grew up in Tellmark?");
+  grow up?"), and the subject asked for ("Who grew up in Tellmark?"). Both ask clause by
+  clause: where "and" joins a second verb of the subject ("X studied at Y and now works at Z"),
+  each verb gets a clause of its own that says the subject again (also learned as a sentence);
 * ``recite``: every question about a name (``about``, ``details``, ``questions``) answered with
   the same recital of the document's sentences that state something about it, each said with
   its subject first ("X, founded in 1982, has grown"), those that open with the name first.
@@ -426,6 +428,34 @@ def asked_questions(sentence: str) -> list[str]:
     return questions
 
 
+# Words that may stand between "and" and the verb it coordinates ("and now works at ...").
+_ADVERBS = "now|also|later|currently|still|then|recently|soon|today|meanwhile"
+# The verb must go on with more words: "plays the piano and drums." joins two things, not verbs.
+_JOINT = re.compile(rf",?\s+(?:and|but)\s+((?:(?:{_ADVERBS})\s+)*)([a-z]+)\s+\w")
+
+
+def clauses(sentence: str) -> list[str]:
+    """A sentence that opens with its subject, split where "and" or "but" joins another verb
+    of the same subject, each part said with the subject: "X studied chemistry at Y and now
+    works at Z." -> "X studied chemistry at Y.", "X now works at Z.". A question about the
+    second part ("Where does X work?") then has a clause of its own to be read from; asked of
+    the whole sentence, it came out garbled. Other sentences come back as they are."""
+    subject = subject_of(sentence)
+    body = sentence.rstrip(" .!")
+    if not subject or not body.startswith(subject):
+        return [sentence]
+    parts, start = [], 0
+    for joint in _JOINT.finditer(body, len(subject)):
+        word = joint.group(2)
+        if word in _AUXILIARIES or _verb(word):
+            parts.append(body[start : joint.start()])
+            start = joint.start(1)
+    if not parts:
+        return [sentence]
+    parts.append(body[start:])
+    return [parts[0] + "."] + [f"{subject} {part}." for part in parts[1:]]
+
+
 def subjects(text: str) -> set[str]:
     """The names a text is about (what a later text about the same entity shares): those its
     sentences open with, those two of its sentences name, and those its labels name ("More
@@ -637,7 +667,7 @@ def document_items(document: Document, reading: Sequence[str] = DEFAULT_READING)
     items += [chat_pair(q, a) for q, a in document.qa]
     resolved = resolve_sentences(sentences)
     if "resolved" in reading:
-        items += resolved
+        items += resolved + [clause for sentence in resolved for clause in clauses(sentence)]
     if "about" in reading:
         for name in sorted(subjects(document.text)):
             said = recital(name, resolved)
@@ -647,9 +677,10 @@ def document_items(document: Document, reading: Sequence[str] = DEFAULT_READING)
         for sentence in filter(states_a_fact, resolved):
             name = subject_of(sentence)
             answer = recital(name, resolved) if name and "recite" in reading else sentence
-            items += [chat_pair(question, answer) for question in detail_questions(sentence)]
-            if "questions" in reading:
-                items += [chat_pair(question, answer) for question in asked_questions(sentence)]
+            for clause in clauses(sentence):
+                items += [chat_pair(question, answer) for question in detail_questions(clause)]
+                if "questions" in reading:
+                    items += [chat_pair(question, answer) for question in asked_questions(clause)]
     return unique_items(items)
 
 
