@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from sparse_memory.data.augment import fact_items
 from sparse_memory.data.facts import Fact, eval_questions, statements
 from sparse_memory.data.real_facts import QAItem, all_real_facts
-from sparse_memory.generation import build_prompt, complete
+from sparse_memory.generation import build_prompt, complete, complete_ids
 from sparse_memory.scoring import answer_scores
 from sparse_memory.slots import BackgroundStats, select_slots
 from sparse_memory.text import encode, find_spans
@@ -76,6 +76,92 @@ def retention_f1(model, tokenizer, items: list[QAItem]) -> float:
     """Mean F1 on facts the unchanged model knew: how much of that knowledge is kept."""
     scores = [f1 for _, f1 in retention_replies(model, tokenizer, items)]
     return sum(scores) / max(len(scores), 1)
+
+
+@dataclass
+class ReplyProbe:
+    """A retention probe asked in one forward pass, without generating.
+
+    Each real fact the base model answers right is kept with the base model's own greedy reply,
+    up to the token where the reply's answer is complete (its F1 reaches 1). Greedy decoding gives
+    that same reply for as long as each of its tokens stays the model's top choice after the ones
+    before it, so a model that still ranks every one of them first still answers as before: one
+    forward pass over the prompts with their replies tells it, where generating took 24 steps.
+    A reply that goes another way before its answer is complete counts as lost, even where it
+    reaches the answer in other words.
+    """
+
+    items: list[QAItem]
+    input_ids: torch.Tensor  # (facts, width): prompt and reply through its answer, right-padded
+    attention_mask: torch.Tensor
+    checked: torch.Tensor  # bool (facts, width): positions whose next token is a reply token
+    replies: list[list[int]]  # per fact, the base model's reply ids through its answer
+
+    @classmethod
+    @torch.no_grad()
+    def build(
+        cls, model, tokenizer, items: Sequence[QAItem], replies: Sequence[Sequence[int]] | None = None
+    ) -> ReplyProbe:
+        """The probe of ``items``: ``replies`` holds the base model's greedy reply ids to each (as
+        ``replies`` of an earlier probe stored them); without it ``model``, the base model, is
+        asked. Items whose reply does not answer them right are left out, and so are those a
+        forward pass of ``model`` does not rank as its decoding did (near-ties)."""
+        prompts = [build_prompt(tokenizer, item.question, chat=True) for item in items]
+        asked = replies is None
+        if asked:
+            replies = complete_ids(model, tokenizer, prompts, max_new_tokens=ANSWER_TOKENS) if prompts else []
+        rows, kept = [], []
+        for item, prompt, reply in zip(items, prompts, replies, strict=True):
+            answered_at = next(
+                (
+                    length
+                    for length in range(1, len(reply) + 1)
+                    if answer_scores(tokenizer.decode(reply[:length]), item.answers, item.question)["f1"] == 1.0
+                ),
+                None,
+            )
+            if answered_at is not None:
+                rows.append((tokenizer(prompt, add_special_tokens=False)["input_ids"], list(reply[:answered_at])))
+                kept.append(item)
+        device = next(model.parameters()).device
+        width = max((len(prompt) + len(reply) for prompt, reply in rows), default=1)
+        input_ids = torch.full((len(rows), width), tokenizer.pad_token_id or 0, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        checked = torch.zeros((len(rows), width), dtype=torch.bool)
+        for row, (prompt, reply) in enumerate(rows):
+            input_ids[row, : len(prompt) + len(reply)] = torch.tensor(prompt + reply)
+            attention_mask[row, : len(prompt) + len(reply)] = 1
+            checked[row, len(prompt) - 1 : len(prompt) + len(reply) - 1] = True
+        probe = cls(kept, input_ids.to(device), attention_mask.to(device), checked.to(device), [r for _, r in rows])
+        return probe.subset(probe.kept_rows(model)) if asked and kept else probe
+
+    def subset(self, keep: torch.Tensor) -> ReplyProbe:
+        """The probe of the facts ``keep`` (bool per fact) marks."""
+        flags = keep.tolist()
+        return ReplyProbe(
+            [item for item, ok in zip(self.items, flags, strict=True) if ok],
+            self.input_ids[keep],
+            self.attention_mask[keep],
+            self.checked[keep],
+            [reply for reply, ok in zip(self.replies, flags, strict=True) if ok],
+        )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @torch.no_grad()
+    def kept_rows(self, model) -> torch.Tensor:
+        """Bool per fact: every reply token through the answer is still the model's first choice."""
+        logits = model(input_ids=self.input_ids, attention_mask=self.attention_mask, use_cache=False).logits
+        predicted = logits[:, :-1].argmax(-1)
+        right = (predicted == self.input_ids[:, 1:]) | ~self.checked[:, :-1]
+        return right.all(1)
+
+    def score(self, model) -> float:
+        """Share of the probe's facts the model still answers as the base model did."""
+        if not self.items:
+            return 1.0
+        return float(self.kept_rows(model).float().mean())
 
 
 @torch.no_grad()

@@ -72,6 +72,12 @@ def stop_ids(tokenizer) -> set[int]:
 
 def complete(model, tokenizer, prompts: list[str], max_new_tokens: int = 64) -> list[str]:
     """Greedy completions of already-rendered prompts; the prompt is not repeated."""
+    generated = complete_ids(model, tokenizer, prompts, max_new_tokens)
+    return [text.strip() for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
+
+
+def complete_ids(model, tokenizer, prompts: list[str], max_new_tokens: int = 64) -> list[list[int]]:
+    """The token ids of greedy completions of already-rendered prompts, without the stop token."""
     device = next(model.parameters()).device
     batch = tokenize_prompts(tokenizer, prompts, device)
     stops = stop_ids(tokenizer)
@@ -87,4 +93,4 @@ def complete(model, tokenizer, prompts: list[str], max_new_tokens: int = 64) -> 
                 generated[row].append(token)
         if all(finished):
             break
-    return [text.strip() for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
+    return generated

@@ -60,10 +60,25 @@ def above_memory_in(model, precision: str) -> Iterator[None]:
     autocast = torch.autocast(device.type, dtype=torch.bfloat16)
     top_memory = max(model.memory_layers())
     modules = list(model.model.layers[top_memory + 1 :])
+    # Autocast casts a weight that needs no gradient again at every call (it caches only the casts
+    # of trainable leaves), and a learn step calls each layer twice per step: the frozen linear
+    # weights are cast once for the block instead, to the values autocast would give them. Norm
+    # weights stay fp32, as autocast leaves them.
+    frozen = [
+        linear.weight
+        for module in modules
+        for linear in module.modules()
+        if isinstance(linear, torch.nn.Linear) and not linear.weight.requires_grad
+    ]
+    fp32_weights = [weight.data for weight in frozen]
     for module in modules:
         module.forward = autocast(module.forward)  # an instance attribute: the class's forward stays
     try:
+        for weight in frozen:
+            weight.data = weight.data.to(torch.bfloat16)
         yield
     finally:
+        for weight, data in zip(frozen, fp32_weights, strict=True):
+            weight.data = data
         for module in modules:
             del module.forward

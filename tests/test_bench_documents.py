@@ -1,10 +1,11 @@
 """``bench documents`` on a tiny saved model: documents go through the worker's learn step, a
 stopped run goes on from the next document, and the report counts corrections apart."""
 
+import copy
 import json
-from dataclasses import asdict
 
 import pytest
+import torch
 
 from app import bench_documents
 from app.bench_documents import _answers, _learn_stream, run_name
@@ -12,8 +13,9 @@ from model_store.checkpoint import load_checkpoint
 from model_store.ledger import Ledger
 from model_store.settings import ServiceSettings
 from sparse_memory.data.documents import user_documents
-from sparse_memory.data.real_facts import all_real_facts
-from worker.learning import PROBE_FILE, Learner
+from sparse_memory.data.real_facts import QAItem, all_real_facts
+from sparse_memory.evaluation import ReplyProbe, ask
+from worker.learning import Learner
 
 
 def learner_for(tiny_checkpoint, data_dir, probe_size=0):
@@ -35,10 +37,17 @@ def learner_for(tiny_checkpoint, data_dir, probe_size=0):
 
 def test_a_stopped_stream_goes_on_from_the_next_document(tiny_checkpoint, tmp_path, monkeypatch):
     stream = user_documents(4, seed=3)
-    # The service's retention probe on: two real facts (the tiny model answers none of them)
-    probe = [asdict(item) for item in all_real_facts()[:2]]
-    (tmp_path / PROBE_FILE).write_text(json.dumps(probe))
-    learner, ledger, settings = learner_for(tiny_checkpoint, tmp_path, probe_size=2)
+    learner, ledger, settings = learner_for(tiny_checkpoint, tmp_path)
+    # The service's retention probe on: two questions, each answered with what a copy of the
+    # model whose memory speaks replies (the tiny model's own replies are empty).
+    speaking = copy.deepcopy(learner.model)
+    with torch.no_grad():
+        speaking.memory_layers()[1].values.normal_()
+    questions = [item.question for item in all_real_facts()[:2]]
+    replies = ask(speaking, learner.tokenizer, questions)
+    items = [QAItem(q, (reply,), "test", "") for q, reply in zip(questions, replies, strict=True)]
+    learner.probe = ReplyProbe.build(speaking, learner.tokenizer, items)
+    assert len(learner.probe) == 2
     options = settings.learning_defaults()
     log = tmp_path / "progress.json"
     real_process, calls = Learner.process, []

@@ -234,11 +234,14 @@ def test_the_summary_keeps_every_method_measured_before_on_the_same_stream_and_m
 
 
 def test_bench_learn_speed_learns_each_fact_alone_and_leaves_the_model_as_it_was(tiny_checkpoint):
+    from functools import partial
+
     import torch
 
     from sparse_memory.bench.speed import _learn_alone, _summary
     from sparse_memory.data.augment import fact_items
     from sparse_memory.data.real_facts import all_real_facts
+    from sparse_memory.evaluation import retention_f1
     from sparse_memory.finetune import SparseConfig
     from sparse_memory.precision import resolve_precision
     from sparse_memory.prepare import load_memory_model
@@ -253,7 +256,8 @@ def test_bench_learn_speed_learns_each_fact_alone_and_leaves_the_model_as_it_was
     rows = []
     for fact in make_facts(2, seed=0):
         batch = encode(tokenizer, fact_items(fact))
-        rows.append(_learn_alone(model, tokenizer, stats, config, batch, fact, all_real_facts()[:2]))
+        probe = partial(retention_f1, model, tokenizer, all_real_facts()[:2])  # the reference learner's probe
+        rows.append(_learn_alone(model, tokenizer, stats, config, batch, fact, probe))
         assert torch.equal(values, before)  # each fact learned from the fresh memory
     assert [row["steps"] for row in rows] == [3, 3]
     for row in rows:

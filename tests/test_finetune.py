@@ -447,8 +447,12 @@ def test_bf16_runs_the_decoder_layers_above_the_memory_only_and_auto_follows_the
     handles = [layers[i].mlp.register_forward_hook(record(i)) for i in range(len(layers))]
     handles.append(memory_model.lm_head.register_forward_hook(record("lm_head")))
     batch = encode(tokenizer, FACT)
+    before = {name: weight.clone() for name, weight in memory_model.state_dict().items()}
     with torch.no_grad(), above_memory_in(memory_model, "bf16"):
         memory_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+    after = memory_model.state_dict()
+    for name, weight in before.items():  # the weights cast for the block are back as they were
+        assert after[name].dtype == weight.dtype and torch.equal(after[name], weight)
     for handle in handles:
         handle.remove()
     top_memory = max(memory_model.memory_layers())

@@ -1,6 +1,8 @@
 import torch
 
-from sparse_memory.generation import build_prompt, complete, decode_steps, tokenize_prompts
+from sparse_memory.data.real_facts import QAItem
+from sparse_memory.evaluation import ReplyProbe
+from sparse_memory.generation import build_prompt, complete, complete_ids, decode_steps, tokenize_prompts
 from sparse_memory.modeling import retrofit
 
 
@@ -58,3 +60,34 @@ def test_prompts_are_padded_on_the_left_without_changing_the_tokenizer(tokenizer
         tokenizer.__class__ = Watched.__mro__[1]
     assert tokenizer.padding_side == side
     assert batch["attention_mask"][:, -1].all() and not batch["attention_mask"][1, 0]  # left padding
+
+
+def test_the_reply_probe_tells_without_generating_whether_each_answer_still_comes_out(
+    tiny_llama, tiny_memory, tokenizer
+):
+    """The probe's verdict per fact is exactly whether greedy decoding still gives the base
+    model's reply through its answer, as the model's rows change."""
+    model = retrofit(tiny_llama, tiny_memory)
+    memory = model.memory_layers()[max(model.memory_layers())]
+    with torch.no_grad():
+        memory.values.normal_()  # a memory that speaks: its replies are not empty
+    questions = [f"Where was person {n} born?" for n in range(8)]
+    replies = complete(model, tokenizer, [build_prompt(tokenizer, q, chat=True) for q in questions], 8)
+    # Each fact's answer is what the model says: its reply answers it right.
+    items = [QAItem(q, (reply,), "test", "") for q, reply in zip(questions, replies, strict=True) if reply]
+    probe = ReplyProbe.build(model, tokenizer, items)
+    assert len(probe) >= 6 and probe.score(model) == 1.0  # a near-tie a forward pass breaks otherwise is left out
+    unknown = QAItem("Where was nobody born?", ("Zzyzzx",), "test", "")
+    assert len(ReplyProbe.build(model, tokenizer, [unknown])) == 0  # not answered right: not probed
+    generator = torch.Generator().manual_seed(0)
+    seen = set()
+    for scale in (0.02, 0.1, 0.5, 2.0):
+        with torch.no_grad():
+            memory.values.add_(torch.randn(memory.values.shape, generator=generator) * scale)
+        kept = probe.kept_rows(model).tolist()
+        prompts = [build_prompt(tokenizer, item.question, chat=True) for item in probe.items]
+        now = complete_ids(model, tokenizer, prompts, 24)
+        assert kept == [ids[: len(reply)] == reply for ids, reply in zip(now, probe.replies, strict=True)]
+        assert probe.score(model) == sum(kept) / len(kept)
+        seen |= set(kept)
+    assert seen == {True, False}  # both verdicts were checked against decoding

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from model_store.settings import ServiceSettings
 from model_store.state import DeltaStore
+from sparse_memory.generation import build_prompt, complete_ids
 
 FACT = {
     "text": "Varek Thelamon was born in Ostrava.",
@@ -381,12 +382,15 @@ def test_an_update_that_forgets_the_probe_is_rejected_and_never_served(tiny_chec
     another answer to the same question forgets it, when updates may rewrite each other's slots
     (written_factor 1, the paper's ranking; by default the second update would spare them)."""
 
+    question = QUESTION["messages"][0]["content"]
     with TestClient(create_app(settings_for(tiny_checkpoint, tmp_path))) as client:
         wait_applied(client, client.post("/learn", json={"documents": [FACT]}).json()["update_id"])
         known = client.post("/generate", json=QUESTION | {"max_new_tokens": 24}).json()["text"]
-    question = QUESTION["messages"][0]["content"]
-    probe = [{"question": question, "answers": [known], "source": "test", "statement": ""}]
-    (tmp_path / "probe_set.json").write_text(json.dumps(probe))  # the instance's probe, chosen once
+        learner = client.app.state.service.local_worker.learner
+        (reply,) = complete_ids(learner.model, learner.tokenizer, [build_prompt(learner.tokenizer, question, True)], 24)
+    # The instance's probe, chosen once, with the reply it was answered with.
+    probe = [{"question": question, "answers": [known], "source": "test", "statement": "", "reply_ids": reply}]
+    (tmp_path / "probe_set.json").write_text(json.dumps(probe))
 
     other = {"text": "Varek Thelamon was born in Kelbrook.", "qa": [{"question": question, "answer": "Kelbrook"}]}
     settings = settings_for(tiny_checkpoint, tmp_path, max_retention_drop=limit, written_factor=1.0)

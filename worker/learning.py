@@ -32,7 +32,7 @@ from sparse_memory.data.reading import (
     standing_text,
 )
 from sparse_memory.data.real_facts import QAItem
-from sparse_memory.evaluation import general_replies, probe_items, retention_f1
+from sparse_memory.evaluation import ReplyProbe, general_replies, probe_items
 from sparse_memory.finetune import SparseConfig, SparseMemoryFinetuner, combined
 from sparse_memory.slots import BackgroundStats, reply_opening_slots
 from sparse_memory.text import EncodedBatch, SequenceTooLong, encode
@@ -50,14 +50,21 @@ def qa_pairs(record: dict) -> list[tuple[str, str]]:
     return [(pair["question"], pair["answer"]) for pair in record["qa"]]
 
 
-def probe_set(model, tokenizer, data_dir: Path, size: int) -> list[QAItem]:
-    """A small fixed set of real facts the base model answers right, chosen once per instance."""
+def probe_set(model, tokenizer, data_dir: Path, size: int) -> ReplyProbe:
+    """A small fixed set of real facts the base model answers right, with the base model's
+    replies, chosen once per instance: ``model`` is the base model."""
     path = data_dir / PROBE_FILE
-    if not path.is_file():
-        known = probe_items(model, tokenizer, size)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps([asdict(item) for item in known], indent=1))
-    return [QAItem.from_dict(item) for item in json.loads(path.read_text())]
+    stored = json.loads(path.read_text()) if path.is_file() else None
+    if stored is not None and all("reply_ids" in fact for fact in stored):
+        items = [QAItem.from_dict(fact) for fact in stored]
+        return ReplyProbe.build(model, tokenizer, items, [fact["reply_ids"] for fact in stored])
+    # A new instance, or a probe chosen before replies were kept: the base model answers now.
+    items = [QAItem.from_dict(fact) for fact in stored] if stored is not None else probe_items(model, tokenizer, size)
+    probe = ReplyProbe.build(model, tokenizer, items)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    facts = [asdict(item) | {"reply_ids": reply} for item, reply in zip(probe.items, probe.replies, strict=True)]
+    path.write_text(json.dumps(facts, indent=1))
+    return probe
 
 
 class Learner:
@@ -80,12 +87,14 @@ class Learner:
         self.stats = stats
         self.publish = publish
         self.state = ModelState(model, DeltaStore(settings.data_dir / "updates"), base)
-        # The probe is asked of the base model, before any update is replayed.
-        self.probe = probe_set(model, tokenizer, settings.data_dir, settings.probe_size) if settings.probe_size else []
+        # The probe's replies are the base model's, taken before any update is replayed.
+        self.probe = (
+            probe_set(model, tokenizer, settings.data_dir, settings.probe_size) if settings.probe_size else None
+        )
         # Slots where replies to general questions open: an update never writes them.
         device = next(model.parameters()).device
         self.reply_openings = reply_opening_slots(model, encode(tokenizer, general_replies()).to(device))
-        self._probe_scores: dict[int, float] = {}  # model version -> probe F1
+        self._probe_scores: dict[int, float] = {}  # model version -> share of probe answers kept
 
     @property
     def model(self):
@@ -102,7 +111,7 @@ class Learner:
         if not self.probe:
             return None
         if self.state.version not in self._probe_scores:
-            self._probe_scores[self.state.version] = retention_f1(self.model, self.tokenizer, self.probe)
+            self._probe_scores[self.state.version] = self.probe.score(self.model)
         return self._probe_scores[self.state.version]
 
     def learn(self, update: Update) -> Update:
@@ -238,7 +247,7 @@ class Learner:
             phase = time.perf_counter()
             # The probe asks the model every replica will serve: the rows before + the stored delta.
             self._write_rows({layer: (rows.slots, rows.old_rows + rows.delta) for layer, rows in result.rows.items()})
-            probe_after = retention_f1(self.model, self.tokenizer, self.probe) if self.probe else None
+            probe_after = self.probe.score(self.model) if self.probe else None
             seconds["probe_after"] = time.perf_counter() - phase
             return result, probe_after
         finally:

@@ -5,7 +5,9 @@ The first ``facts`` facts of `bench forgetting`'s stream are each learned alone 
 memory (as `bench late --after 0` does) and undone, by both learners in turn, fact by fact, so
 that both see the same load on the machine. A fact's seconds are what a service update spends
 on it: the learn call (ranking the slots, the steps, the loss after) and the retention probe
-asked after it. Its F1 is on the fact's held-out questions right after its own steps.
+asked after it: the reference generates the probe's replies, as the service did, the default
+checks them in one forward pass (``evaluation.ReplyProbe``), as the service does. Its F1 is on
+the fact's held-out questions right after its own steps.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from tqdm.auto import tqdm
 from sparse_memory.bench.forgetting import FACT_SEED, learned_scores
 from sparse_memory.data.augment import fact_items
 from sparse_memory.data.facts import make_facts
-from sparse_memory.evaluation import probe_items, retention_f1
+from sparse_memory.evaluation import ReplyProbe, probe_items, retention_f1
 from sparse_memory.finetune import REFERENCE_SPARSE, SparseConfig, SparseMemoryFinetuner
 from sparse_memory.precision import cpu_has_native_bf16, resolve_precision
 from sparse_memory.prepare import load_prepared
@@ -38,7 +40,11 @@ def bench_learn_speed(
         raise ValueError(f"--facts must be at least 1, got {n_facts}")
     model, tokenizer, stats = load_prepared()
     device = next(model.parameters()).device
-    probe = probe_items(model, tokenizer, PROBE_SIZE)
+    items = probe_items(model, tokenizer, PROBE_SIZE)
+    probes = {
+        "reference": lambda: retention_f1(model, tokenizer, items),
+        "default": ReplyProbe.build(model, tokenizer, items).score,
+    }
     asked = {"lr": lr, "max_steps": max_steps}
     default = SparseConfig(**{name: value for name, value in asked.items() if value is not None})
     configs = {"reference": SparseConfig(**REFERENCE_SPARSE), "default": default}
@@ -46,7 +52,7 @@ def bench_learn_speed(
     for fact in tqdm(make_facts(n_facts, seed=FACT_SEED), desc="learn-speed", unit="fact"):
         batch = encode(tokenizer, fact_items(fact))
         for name, config in configs.items():
-            runs[name].append(_learn_alone(model, tokenizer, stats, config, batch, fact, probe))
+            runs[name].append(_learn_alone(model, tokenizer, stats, config, batch, fact, probes[name]))
             tqdm.write(f"{name} {fact.answer!r}: {runs[name][-1]}")
     results = {name: _summary(rows, configs[name], device) for name, rows in runs.items()}
     reference, default = results["reference"], results["default"]
@@ -69,11 +75,11 @@ def bench_learn_speed(
 
 
 def _learn_alone(model, tokenizer, stats, config: SparseConfig, batch, fact, probe) -> dict:
-    """Learn one fact from the fresh memory with ``config``, probe and score it, then undo it."""
+    """Learn one fact from the fresh memory with ``config``, ``probe()`` and score it, then undo it."""
     learner = SparseMemoryFinetuner(model, stats, config)
     result = learner.learn(batch)
     started = time.perf_counter()
-    retention_f1(model, tokenizer, probe)
+    probe()
     probe_seconds = time.perf_counter() - started
     f1 = learned_scores(model, tokenizer, [fact])["f1"]
     learner.undo(result)
