@@ -25,6 +25,7 @@ from model_store.ledger import FINISHED, Ledger, UnknownUpdate
 from model_store.settings import ServiceSettings
 from sparse_memory.bench.forgetting import retention_set
 from sparse_memory.data.documents import (
+    DOCUMENT_SEED,
     UserDocument,
     corrected_facts,
     correction_stream,
@@ -39,7 +40,6 @@ from sparse_memory.prepare import prepare
 from sparse_memory.scoring import answer_scores
 from worker.learning import Learner, document_record
 
-DOCUMENT_SEED = 7  # the stream of this benchmark
 REPLY_TOKENS = GenerateRequest.model_fields["max_new_tokens"].default  # as /generate answers
 SAMPLE_ANSWERS = 24
 

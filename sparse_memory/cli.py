@@ -41,6 +41,7 @@ BENCH_OPTIONS = {
     "interference": ("facts",),
     "late": ("after", "facts", "methods", "lr", "max_steps"),
     "learn-speed": ("facts", "lr", "max_steps"),
+    "probe": ("documents",),
     "documents": (
         "documents",
         "qa",
@@ -151,8 +152,10 @@ def add_commands(commands) -> None:
         help=f"save a run's state after a fact at most this often, so a stopped run goes on from there "
         f"(default {PROGRESS_EVERY_S:g}; 0: after every fact; never: no saves, for short runs on a GPU)",
     )
-    documents = bench.add_argument_group("bench documents")
-    documents.add_argument("--documents", type=int, default=None, help="documents to learn in sequence (default 50)")
+    documents = bench.add_argument_group("bench documents and probe")
+    documents.add_argument(
+        "--documents", type=int, default=None, help="documents to learn in sequence (default 50; probe: 12)"
+    )
     documents.add_argument("--qa", action="store_true", help="post each document with its QA pairs")
     documents.add_argument(
         "--reading",

@@ -13,6 +13,7 @@ from sparse_memory.data.augment import fact_items
 from sparse_memory.data.facts import Fact, eval_questions, statements
 from sparse_memory.data.real_facts import QAItem, all_real_facts
 from sparse_memory.generation import build_prompt, complete, complete_ids
+from sparse_memory.modeling import next_token_logits, prefix_states
 from sparse_memory.scoring import answer_scores
 from sparse_memory.slots import BackgroundStats, select_slots
 from sparse_memory.text import encode, find_spans
@@ -151,11 +152,23 @@ class ReplyProbe:
 
     @torch.no_grad()
     def kept_rows(self, model) -> torch.Tensor:
-        """Bool per fact: every reply token through the answer is still the model's first choice."""
-        logits = model(input_ids=self.input_ids, attention_mask=self.attention_mask, use_cache=False).logits
-        predicted = logits[:, :-1].argmax(-1)
-        right = (predicted == self.input_ids[:, 1:]) | ~self.checked[:, :-1]
-        return right.all(1)
+        """Bool per fact: every reply token through the answer is still the model's first choice.
+
+        The template prefix every prompt opens with (the system prompt) is computed once, with
+        the model as it is now, and the vocabulary projection runs only where a reply token is
+        predicted: most of a forward pass over the prompts is those two."""
+        rows = self.input_ids.shape[0]
+        shared = (self.input_ids == self.input_ids[:1]).all(0).int().cumprod(0).sum()
+        first_checked = int(self.checked.int().argmax(1).min())
+        length = min(int(shared), first_checked)  # the prefix's last position may predict, none before
+        prefix = prefix_states(model, self.input_ids[0, :length]) if rows > 1 and length > 1 else None
+        logits = next_token_logits(model, self.input_ids, self.attention_mask, self.checked, prefix)
+        targets = torch.zeros_like(self.checked)
+        targets[:, 1:] = self.checked[:, :-1]
+        wrong = logits.argmax(-1) != self.input_ids[targets]  # both in the checked positions' order
+        wrong_per_row = torch.zeros(rows, dtype=torch.long, device=wrong.device)
+        wrong_per_row.index_add_(0, self.checked.nonzero()[:, 0], wrong.long())
+        return wrong_per_row == 0
 
     def score(self, model) -> float:
         """Share of the probe's facts the model still answers as the base model did."""

@@ -265,3 +265,18 @@ def test_bench_learn_speed_learns_each_fact_alone_and_leaves_the_model_as_it_was
     summary = _summary(rows, config, "cpu")
     assert summary["steps_per_fact"] == 3 and summary["precision"] == resolve_precision(config.precision, "cpu")
     assert summary["seconds_per_fact_p50"] == pytest.approx(sum(row["seconds"] for row in rows) / 2, abs=0.01)
+
+
+def test_bench_learn_speed_runs_both_learners_with_their_probes(tiny_checkpoint, monkeypatch):
+    from sparse_memory.bench import speed
+    from sparse_memory.prepare import load_memory_model
+    from sparse_memory.slots import BackgroundStats
+
+    model, tokenizer = load_memory_model(tiny_checkpoint, "cpu")
+    monkeypatch.setattr(speed, "load_prepared", lambda: (model, tokenizer, BackgroundStats.load(tiny_checkpoint)))
+    result = speed.bench_learn_speed(facts=1, max_steps=2)
+    assert result["facts"] == 1 and set(result["learners"]) == {"reference", "default"}
+    assert result["learners"]["default"]["steps_per_fact"] <= 2
+    assert result["speedup"] == pytest.approx(
+        result["seconds_per_fact_p50_ref"] / result["seconds_per_fact_p50"], abs=0.01
+    )

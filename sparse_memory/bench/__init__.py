@@ -14,6 +14,7 @@ BENCHMARKS = {
     "interference": ("sparse_memory.bench.interference", "bench_interference"),
     "late": ("sparse_memory.bench.late", "bench_late"),
     "learn-speed": ("sparse_memory.bench.speed", "bench_learn_speed"),
+    "probe": ("sparse_memory.bench.speed", "bench_probe"),
 }
 
 # `bench forgetting` saves a run's state after a fact at most this often: a full-finetuning save

@@ -12,9 +12,11 @@ the fact's held-out questions right after its own steps.
 
 from __future__ import annotations
 
+import json
 import platform
 import statistics
 import time
+from functools import partial
 
 import torch
 from tqdm.auto import tqdm
@@ -42,8 +44,8 @@ def bench_learn_speed(
     device = next(model.parameters()).device
     items = probe_items(model, tokenizer, PROBE_SIZE)
     probes = {
-        "reference": lambda: retention_f1(model, tokenizer, items),
-        "default": ReplyProbe.build(model, tokenizer, items).score,
+        "reference": partial(retention_f1, model, tokenizer, items),
+        "default": partial(ReplyProbe.build(model, tokenizer, items).score, model),
     }
     asked = {"lr": lr, "max_steps": max_steps}
     default = SparseConfig(**{name: value for name, value in asked.items() if value is not None})
@@ -110,4 +112,62 @@ def _summary(rows: list[dict], config: SparseConfig, device) -> dict:
         "probe_seconds_mean": round(statistics.fmean(row["probe_seconds"] for row in rows), 2),
         "f1": round(statistics.fmean(row["f1"] for row in rows), 3),
         "per_fact": rows,
+    }
+
+
+# A learner that forgets on purpose: a higher rate than the service's, and the slots where replies
+# open left writable, so that the probe has drops to tell apart.
+PROBE_AGREEMENT_LEARNER = {
+    "t": 2000,
+    "lr": 6e4,
+    "max_steps": 16,
+    "target_loss": None,
+    "steps_after_answered": None,
+    "answer_start_weight": 10.0,
+}
+
+
+def bench_probe(quick: bool = False, documents: int | None = None) -> dict:
+    """Whether the retention probe checked in one forward pass (``ReplyProbe``) says what
+    generating the replies says: the first ``documents`` documents of `bench documents`' stream
+    learned in a row by a learner that forgets, and after each, the share of the probe's facts
+    each way, on a probe of about 30 real facts."""
+    from sparse_memory.data.documents import DOCUMENT_SEED, user_documents
+    from sparse_memory.data.reading import Document, document_items, document_pieces
+
+    n_documents = documents or (3 if quick else 12)
+    model, tokenizer, stats = load_prepared()
+    probe = ReplyProbe.build(model, tokenizer, probe_items(model, tokenizer, 64))
+    if not probe:
+        raise ValueError("the model answers none of the probe's real facts right: nothing to compare")
+    learner = SparseMemoryFinetuner(model, stats, SparseConfig(**PROBE_AGREEMENT_LEARNER))
+    states = []
+    for index, document in enumerate(tqdm([None, *user_documents(n_documents, seed=DOCUMENT_SEED)], desc="probe")):
+        if document is not None:
+            for piece in document_pieces(Document(document.text)):
+                learner.learn(encode(tokenizer, document_items(piece), truncate=False))
+        started = time.perf_counter()
+        one_pass = probe.score(model)
+        one_pass_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        generated = retention_f1(model, tokenizer, probe.items)
+        states.append(
+            {
+                "documents_learned": index,
+                "one_pass": round(one_pass, 4),
+                "generated": round(generated, 4),
+                "one_pass_seconds": round(one_pass_seconds, 2),
+                "generated_seconds": round(time.perf_counter() - started, 2),
+            }
+        )
+        tqdm.write(json.dumps(states[-1]))
+    return {
+        "probe_facts": len(probe),
+        "documents": n_documents,
+        "learner": PROBE_AGREEMENT_LEARNER,
+        "states": states,
+        "states_that_agree": sum(state["one_pass"] == state["generated"] for state in states),
+        "max_difference": max(abs(state["one_pass"] - state["generated"]) for state in states),
+        "one_pass_seconds_p50": statistics.median(state["one_pass_seconds"] for state in states),
+        "generated_seconds_p50": statistics.median(state["generated_seconds"] for state in states),
     }

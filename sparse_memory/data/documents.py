@@ -95,6 +95,7 @@ DOCUMENT_KINDS: tuple[str, ...] = (*FRESH_KINDS, "update", "correction")
 
 # Share of documents that return to an earlier entity (half add, half correct).
 FOLLOW_UP_SHARE = 0.18
+DOCUMENT_SEED = 7  # the stream `bench documents` learns by default
 # Relations a later document may correct, because they change (a move, a new job,
 # a new chief) or are easy to get wrong (a birth year).
 CORRECTABLE: dict[str, tuple[str, ...]] = {
