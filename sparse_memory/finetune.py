@@ -105,20 +105,6 @@ def learned_tokens(batch: EncodedBatch) -> int:
     return int(batch.learned_mask[:, 1:].sum())
 
 
-@torch.no_grad()
-def parts_loss(
-    model,
-    parts: list[EncodedBatch],
-    answer_start_weight: float = 1.0,
-    prefixes: list[list[PrefixStates | None] | None] | None = None,
-) -> float:
-    """The loss of the batch ``parts`` make up: their losses weighted by their learned tokens."""
-    prefixes = prefixes or [None] * len(parts)
-    pairs = zip(parts, prefixes, strict=True)
-    losses = [float(batch_loss(model, part, answer_start_weight, prefix)) for part, prefix in pairs]
-    return _weighted(losses, [learned_tokens(part) for part in parts])
-
-
 def _weighted(losses: list[float], counts: list[int]) -> float:
     return sum(loss * count for loss, count in zip(losses, counts, strict=True)) / max(sum(counts), 1)
 
@@ -132,24 +118,27 @@ def fit(
     steps_after_answered: int | None = None,
     answer_start_weight: float = 1.0,
     prefixes: list[list[PrefixStates | None] | None] | None = None,
+    whole: EncodedBatch | None = None,
+    whole_prefixes: list[PrefixStates | None] | None = None,
 ) -> tuple[float, int]:
     """Take up to ``max_steps`` steps, step i on ``parts[i % len(parts)]`` (``step(loss)`` updates
     the trainable weights; one part: the whole batch every step), stopping early once the batch
     loss is at most ``target_loss``, or ``steps_after_answered`` steps after greedy decoding first
     gives every trained answer (None: never). With several parts, the batch's loss and answers are
-    those each part had when it last stepped (before its first step: before any step).
-    ``prefixes``: per part, ``template_prefixes``.
+    those each part had when it last stepped, and before its first step those of ``whole``, the
+    batch the parts make up, before any step (one forward pass of it costs about half of one per
+    part). ``prefixes``: per part, ``template_prefixes``; ``whole_prefixes``: the whole batch's.
     Returns (loss before, steps)."""
     prefixes = prefixes or [None] * len(parts)
     counts = [learned_tokens(part) for part in parts]
     loss_before, latest_losses, latest_answered = None, [0.0], [False]
     if len(parts) > 1:  # each part moves before its own first step: the batch as it was, first
+        if whole is None:
+            raise ValueError("steps on several parts need the whole batch they make up (whole=)")
         with torch.no_grad():
-            pairs = zip(parts, prefixes, strict=True)
-            checked = [batch_loss_and_answers(model, part, answer_start_weight, prefix) for part, prefix in pairs]
-        latest_losses = [float(loss) for loss, _ in checked]
-        latest_answered = [answered for _, answered in checked]
-        loss_before = _weighted(latest_losses, counts)
+            loss, answered = batch_loss_and_answers(model, whole, answer_start_weight, whole_prefixes)
+        loss_before = float(loss)
+        latest_losses, latest_answered = [loss_before] * len(parts), [answered] * len(parts)
     answered_at = None
     for steps_taken in range(max_steps):
         part = steps_taken % len(parts)
@@ -165,7 +154,8 @@ def fit(
             return loss_before, steps_taken
         step(loss)
     if loss_before is None:  # max_steps == 0
-        loss_before = parts_loss(model, parts, answer_start_weight, prefixes)
+        with torch.no_grad():
+            loss_before = float(batch_loss(model, parts[0], answer_start_weight, prefixes[0]))
     return loss_before, max_steps
 
 
@@ -408,11 +398,10 @@ class SparseMemoryFinetuner:
             with above_memory_in(self.model, cfg.precision):
                 trained = {layer: slots for layer, (slots, _) in chosen.items()}
                 parts = batch_parts(batch, cfg.batch_parts)
-                prefixes = (
-                    [template_prefixes(self.model, part, trained) for part in parts]
-                    if cfg.template_prefix_once
-                    else None
-                )
+                prefixes = whole_prefixes = None
+                if cfg.template_prefix_once:
+                    prefixes = [template_prefixes(self.model, part, trained) for part in parts]
+                    whole_prefixes = template_prefixes(self.model, batch, trained) if len(parts) > 1 else prefixes[0]
                 loss_before, steps = fit(
                     self.model,
                     parts,
@@ -422,6 +411,8 @@ class SparseMemoryFinetuner:
                     cfg.steps_after_answered,
                     cfg.answer_start_weight,
                     prefixes,
+                    batch,
+                    whole_prefixes,
                 )
             with torch.no_grad():
                 for layer, leaf in rows.items():
@@ -429,8 +420,8 @@ class SparseMemoryFinetuner:
         finally:
             for memory in memories.values():
                 memory.set_trainable_rows(None)
-        with above_memory_in(self.model, cfg.precision):
-            loss_after = parts_loss(self.model, parts, cfg.answer_start_weight, prefixes)
+        with torch.no_grad(), above_memory_in(self.model, cfg.precision):
+            loss_after = float(batch_loss(self.model, batch, cfg.answer_start_weight, whole_prefixes))
         updates = {}
         for layer, (slots, scores) in chosen.items():
             new_rows = memories[layer].values.detach()[slots].clone()
