@@ -126,8 +126,8 @@ def fit(
     loss is at most ``target_loss``, or ``steps_after_answered`` steps after greedy decoding first
     gives every trained answer (None: never). With several parts, the batch's loss and answers are
     those each part had when it last stepped, and before its first step those of ``whole``, the
-    batch the parts make up, before any step (one forward pass of it costs about half of one per
-    part). ``prefixes``: per part, ``template_prefixes``; ``whole_prefixes``: the whole batch's.
+    batch the parts make up, before any step: one forward pass of it, not one per part.
+    ``prefixes``: per part, ``template_prefixes``; ``whole_prefixes``: the whole batch's.
     Returns (loss before, steps)."""
     prefixes = prefixes or [None] * len(parts)
     counts = [learned_tokens(part) for part in parts]
