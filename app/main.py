@@ -312,8 +312,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         pending_gauge.set(len(service.ledger.pending_ids()))
         n_slots = service.state.model.memory_config.n_slots
         for layer, written in service.state.written().items():
-            written_gauge.labels(str(layer)).set(int(written.sum()))
-            free_gauge.labels(str(layer)).set(n_slots - int(written.sum()))
+            taken = int(written.sum())
+            written_gauge.labels(str(layer)).set(taken)
+            free_gauge.labels(str(layer)).set(n_slots - taken)
         latest, _ = service.ledger.list("applied", 1, 0)
         if latest and latest[0].probe is not None:
             probe_gauge.set(latest[0].probe["after"])

@@ -394,8 +394,10 @@ class SparseMemoryFinetuner:
                 for leaf, grad in zip(leaves, grads, strict=True):
                     leaf.sub_(cfg.lr * grad)
 
-        try:
-            with above_memory_in(self.model, cfg.precision):
+        # One block for the steps and the loss after them: the layers above the memory are set up
+        # for bf16 once per learn call.
+        with above_memory_in(self.model, cfg.precision):
+            try:
                 trained = {layer: slots for layer, (slots, _) in chosen.items()}
                 parts = batch_parts(batch, cfg.batch_parts)
                 prefixes = whole_prefixes = None
@@ -414,14 +416,14 @@ class SparseMemoryFinetuner:
                     batch,
                     whole_prefixes,
                 )
+                with torch.no_grad():
+                    for layer, leaf in rows.items():
+                        memories[layer].values[chosen[layer][0]] = leaf.detach()
+            finally:
+                for memory in memories.values():
+                    memory.set_trainable_rows(None)
             with torch.no_grad():
-                for layer, leaf in rows.items():
-                    memories[layer].values[chosen[layer][0]] = leaf.detach()
-        finally:
-            for memory in memories.values():
-                memory.set_trainable_rows(None)
-        with torch.no_grad(), above_memory_in(self.model, cfg.precision):
-            loss_after = float(batch_loss(self.model, batch, cfg.answer_start_weight, whole_prefixes))
+                loss_after = float(batch_loss(self.model, batch, cfg.answer_start_weight, whole_prefixes))
         updates = {}
         for layer, (slots, scores) in chosen.items():
             new_rows = memories[layer].values.detach()[slots].clone()
