@@ -67,10 +67,14 @@ def bench_documents(
     batch_parts: int | None = None,
     seed: int | None = None,
     corrections: bool = False,
+    spare_answers: bool = False,
     results_dir: Path = Path("benchmarks/results"),
 ) -> dict:
-    """``corrections``: learn only the documents of the stream a correction touches."""
+    """``corrections``: learn only the documents of the stream a correction touches.
+    ``spare_answers``: the service's setting of that name on (its default otherwise)."""
     base_settings = ServiceSettings()
+    if spare_answers:
+        base_settings = base_settings.model_copy(update={"spare_answers": True})
     n_documents = documents or (8 if quick else 50)
     stream_seed = DOCUMENT_SEED if seed is None else seed
     stream = user_documents(n_documents, seed=stream_seed)
@@ -96,6 +100,7 @@ def bench_documents(
     options |= given
     name = run_name(n_documents, qa, options["reading"], given, base_settings.supersede_corrections)
     name += ("_corrections" if corrections else "") + ("" if seed is None else f"_seed{seed}")
+    name += "_spare_answers" if base_settings.spare_answers else ""
     precision = resolve_precision(base_settings.precision, base_settings.torch_device())
     name += "" if precision == "fp32" else f"_{precision}"  # bf16 learns otherwise: its runs stand apart
     run_dir = base_settings.data_dir.parent / "bench" / "documents" / name
@@ -111,7 +116,7 @@ def bench_documents(
     ledger.migrate()
     # Each update asks the service's retention probe, as in the service: which update costs
     # retention shows in per_document; the benchmark's own retention set is asked once, at the end.
-    learner = Learner(settings, ledger, model, tokenizer, stats)
+    learner = Learner(settings, ledger, model, tokenizer, stats, held_out=retention)
     per_document = _learn_stream(learner, ledger, stream, qa, options, run_dir / "progress.json")
     seconds = [document["seconds"] for document in per_document]
     asked_right_after = [contains for document in per_document for contains in document["right_after"]]
@@ -124,6 +129,7 @@ def bench_documents(
         "qa_supplied": qa,
         "options": options,
         "supersede_corrections": settings.supersede_corrections,
+        "spare_answers": settings.spare_answers,
         "precision": precision,
         **_answers(learner.model, tokenizer, stream),
         "answered_right_after": round(sum(asked_right_after) / max(len(asked_right_after), 1), 4),

@@ -84,6 +84,11 @@ class ServiceSettings(CoreSettings):
         "about the same name: a new home, a new head count) supersedes that update: it is rolled back and what it "
         "said that the correction leaves standing is learned again with the correction, as one text.",
     )
+    spare_answers: bool = Field(
+        default=False,
+        description="Never write a slot read where two or more real facts (outside the retention probe) predict "
+        "their answers: rows that general answers read stay as they were.",
+    )
     precision: Literal["fp32", "bf16", "auto"] = Field(
         default=SparseConfig.precision,
         description="The decoder above the memory during a learn step: fp32, bf16, or auto (bf16 where the "

@@ -54,6 +54,7 @@ BENCH_OPTIONS = {
         "batch_parts",
         "seed",
         "corrections",
+        "spare_answers",
     ),
 }
 NOT_GIVEN = {
@@ -73,6 +74,7 @@ NOT_GIVEN = {
     "batch_parts": None,
     "seed": None,
     "corrections": False,
+    "spare_answers": False,
 }
 
 
@@ -190,6 +192,11 @@ def add_commands(commands) -> None:
         "--corrections",
         action="store_true",
         help="learn only the documents a correction touches (each correction and what it corrects)",
+    )
+    documents.add_argument(
+        "--spare-answers",
+        action="store_true",
+        help="never write slots read where real facts' answers are predicted (the service's spare_answers)",
     )
     bench.set_defaults(run=_bench)
 

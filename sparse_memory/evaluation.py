@@ -15,8 +15,8 @@ from sparse_memory.data.real_facts import QAItem, all_real_facts
 from sparse_memory.generation import build_prompt, complete, complete_ids
 from sparse_memory.modeling import next_token_logits, prefix_states
 from sparse_memory.scoring import answer_scores
-from sparse_memory.slots import BackgroundStats, select_slots
-from sparse_memory.text import encode, find_spans
+from sparse_memory.slots import BackgroundStats, chance_reads, select_slots, sequences_reading
+from sparse_memory.text import encode, find_spans, shared_leading_tokens
 
 ANSWER_TOKENS = 24  # a short answer fits; a rambling one is cut anyway
 
@@ -58,7 +58,50 @@ def general_replies(size: int = 256) -> list[list[dict[str, str]]]:
     how replies to general questions open ("The capital of ...", "In 1914 ...")."""
     items = all_real_facts()
     spread = items[:: max(len(items) // size, 1)][:size]
-    return [[{"role": "user", "content": i.question}, {"role": "assistant", "content": i.statement}] for i in spread]
+    return [stated_answer(item) for item in spread]
+
+
+def stated_answer(item: QAItem) -> list[dict[str, str]]:
+    """A real fact's question answered with its statement, as a conversation."""
+    return [{"role": "user", "content": item.question}, {"role": "assistant", "content": item.statement}]
+
+
+def answer_slots(
+    model, tokenizer, held_out: Sequence[QAItem], min_facts: int = 2, batch_size: int = 64
+) -> dict[int, torch.Tensor]:
+    """Per memory layer, bool per slot: the slots read where the model predicts the answer of at
+    least ``min_facts`` real facts (and more than chance gives, ``chance_reads``), each fact's
+    statement given as the reply to its question; the facts of ``held_out`` (those a benchmark
+    or a probe measures retention on) are left out.
+
+    The answer's tokens are predicted at the token before each of them; a row written at a slot
+    read there by many facts' answers changes those answers, while a made-up fact's own tokens
+    seldom read such slots."""
+    excluded = {item.question for item in held_out}
+    conversations, answers = [], []
+    for item in all_real_facts():
+        found = next((a for a in item.answers if a in item.statement), None)
+        if item.question in excluded or found is None:
+            continue
+        conversations.append(stated_answer(item))
+        answers.append(found)
+    device = next(model.parameters()).device
+    n_slots = model.memory_config.n_slots
+    counts, n_positions = {layer: torch.zeros(n_slots, dtype=torch.long) for layer in model.memory_layers()}, 0
+    for start in range(0, len(conversations), batch_size):
+        batch = encode(tokenizer, conversations[start : start + batch_size]).to(device)
+        spans = []
+        for row, answer in enumerate(answers[start : start + batch_size]):
+            reply_start = batch.content_spans[row][-1][0]
+            spans.append([span for span in find_spans(batch.texts[row], answer) if span[0] >= reply_start][:1])
+        answer_tokens = batch.mask_for_spans(spans)
+        predicting = torch.zeros_like(answer_tokens)
+        predicting[:, :-1] = answer_tokens[:, 1:]
+        n_positions += int(predicting.sum())
+        for layer, count in sequences_reading(model, batch, predicting).items():
+            counts[layer] += count
+    least = max(min_facts, chance_reads(model, n_positions))
+    return {layer: count >= least for layer, count in counts.items()}
 
 
 def probe_items(model, tokenizer, size: int) -> list[QAItem]:
@@ -158,9 +201,9 @@ class ReplyProbe:
         the model as it is now, and the vocabulary projection runs only where a reply token is
         predicted: most of a forward pass over the prompts is those two."""
         rows = self.input_ids.shape[0]
-        shared = (self.input_ids == self.input_ids[:1]).all(0).int().cumprod(0).sum()
         first_checked = int(self.checked.int().argmax(1).min())
-        length = min(int(shared), first_checked)  # the prefix's last position may predict, none before
+        # The prefix's last position may predict a checked token, none before it.
+        length = min(shared_leading_tokens(self.input_ids), first_checked)
         prefix = prefix_states(model, self.input_ids[0, :length]) if rows > 1 and length > 1 else None
         logits = next_token_logits(model, self.input_ids, self.attention_mask, self.checked, prefix)
         targets = torch.zeros_like(self.checked)

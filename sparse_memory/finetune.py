@@ -21,7 +21,7 @@ from sparse_memory.anchors import AnchorIndex, anchor_windows
 from sparse_memory.modeling import PrefixStates, next_token_logits, prefix_states
 from sparse_memory.precision import PRECISIONS, above_memory_in
 from sparse_memory.slots import BackgroundStats, Ranking, select_slots
-from sparse_memory.text import EncodedBatch
+from sparse_memory.text import EncodedBatch, shared_leading_tokens
 
 
 def batch_loss_and_answers(
@@ -68,8 +68,7 @@ def shared_prefix_length(batch: EncodedBatch) -> int:
     """How many leading tokens all rows of ``batch`` share outside any content: a chat template's
     system prompt and the opening of the user's turn (0 where the rows open differently)."""
     outside = ~batch.content_mask & batch.attention_mask.bool()
-    shared = (batch.input_ids == batch.input_ids[:1]).all(0) & outside.all(0)
-    return int(shared.int().cumprod(0).sum())
+    return shared_leading_tokens(batch.input_ids, outside.all(0))
 
 
 @torch.no_grad()
@@ -605,7 +604,7 @@ class LoraFinetuner(_DenseFinetuner):
 
 
 METHOD_KINDS = ("smf", "full", "lora")
-DEFAULT_LR = {"smf": 1e4, "full": 1e-5, "lora": 1e-4}
+DEFAULT_LR = {"smf": SparseConfig.lr, "full": 1e-5, "lora": 1e-4}
 
 
 def make_learner(
@@ -616,11 +615,13 @@ def make_learner(
     max_steps: int = 30,
     target_loss: float | None = 0.3,
     anchors: AnchorIndex | None = None,
+    never: dict[int, torch.Tensor] | None = None,
     **sparse_settings,
 ):
     """A learner of any method behind the same ``learn(batch)`` interface. ``sparse_settings``
-    are ``SparseConfig`` fields (t, ranking, reserve, anchor_windows, ...) and ``anchors`` its
-    index: sparse memory finetuning's own; the baselines take neither (they always use AdamW)."""
+    are ``SparseConfig`` fields (t, ranking, reserve, anchor_windows, ...), ``anchors`` its
+    index and ``never`` the slots it never writes: sparse memory finetuning's own; the baselines
+    take none of them (they always use AdamW)."""
     if kind not in METHOD_KINDS:
         raise ValueError(f"unknown method {kind!r}; choose from {METHOD_KINDS}")
     lr = DEFAULT_LR[kind] if lr is None else lr
@@ -631,10 +632,10 @@ def make_learner(
         if unknown:
             raise ValueError(f"unknown sparse memory finetuning settings {unknown}: choose from SparseConfig's fields")
         config = SparseConfig(lr=lr, max_steps=max_steps, target_loss=target_loss, **sparse_settings)
-        return SparseMemoryFinetuner(model, stats, config, anchors=anchors)
-    if sparse_settings or anchors is not None:
+        return SparseMemoryFinetuner(model, stats, config, anchors=anchors, never=never)
+    if sparse_settings or anchors is not None or never is not None:
         raise ValueError(
-            f"{sorted(sparse_settings) or ['anchors']} are settings of sparse memory finetuning; "
+            f"{sorted(sparse_settings) or ['anchors or never']} are settings of sparse memory finetuning; "
             f"the {kind} baseline takes lr, max_steps and target_loss"
         )
     dense = DenseConfig(lr=lr, max_steps=max_steps, target_loss=target_loss)

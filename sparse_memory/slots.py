@@ -176,11 +176,32 @@ def opening_mask(batch: EncodedBatch) -> torch.Tensor:
 
 
 @torch.no_grad()
+def sequences_reading(model, batch: EncodedBatch, positions: torch.Tensor) -> dict[int, torch.Tensor]:
+    """Per memory layer, long per slot: how many of ``batch``'s sequences read the slot at one or
+    more of their ``positions`` (bool, batch x seq); a sequence counts a slot once."""
+    n_slots = model.memory_config.n_slots
+    counts = {}
+    for layer, reads in model.memory_accesses(batch.input_ids, batch.attention_mask).items():
+        per_sequence = torch.zeros(n_slots, dtype=torch.long, device=reads.device)
+        for row in range(reads.shape[0]):
+            slots = reads[row][positions[row].to(reads.device)].flatten()
+            per_sequence[slots[slots >= 0].unique()] += 1
+        counts[layer] = per_sequence.cpu()
+    return counts
+
+
+def chance_reads(model, n_positions: int) -> int:
+    """Four times the reads a slot would get if the reads at ``n_positions`` positions spread
+    evenly over the memory: below that, a small memory's slots are shared by chance."""
+    config = model.memory_config
+    return math.ceil(4 * n_positions * config.heads * config.k / config.n_slots)
+
+
+@torch.no_grad()
 def reply_opening_slots(model, replies: EncodedBatch, min_share: float = 0.01) -> dict[int, torch.Tensor]:
     """Per memory layer, bool per slot: the slots read at the first token of at least ``min_share``
     of the assistant replies in ``replies`` (chat forms of general questions and answers), and of
-    four times as many as reads spread evenly over the memory would give (a small memory's slots
-    are all read by many replies by chance).
+    more than chance gives (``chance_reads``).
 
     After the chat template, a reply's first token reads much the same slots in every conversation
     whose reply opens with the same word ("The", "In"): slots general text never reads there, so
@@ -190,18 +211,9 @@ def reply_opening_slots(model, replies: EncodedBatch, min_share: float = 0.01) -
     if replies.answer_mask is None:
         raise ValueError("reply_opening_slots needs chat forms with assistant replies")
     openings = opening_mask(replies) & replies.answer_mask
-    n_slots = model.memory_config.n_slots
     n_replies = int(openings.any(1).sum())
-    reads_per_token = model.memory_config.heads * model.memory_config.k
-    least = max(2, math.ceil(min_share * n_replies), math.ceil(4 * n_replies * reads_per_token / n_slots))
-    shared = {}
-    for layer, reads in model.memory_accesses(replies.input_ids, replies.attention_mask).items():
-        per_reply = torch.zeros(n_slots, dtype=torch.long, device=reads.device)
-        for row in range(reads.shape[0]):  # each reply counts a slot once
-            slots = reads[row][openings[row]].flatten()
-            per_reply[slots[slots >= 0].unique()] += 1
-        shared[layer] = (per_reply >= least).cpu()
-    return shared
+    least = max(2, math.ceil(min_share * n_replies), chance_reads(model, int(openings.sum())))
+    return {layer: count >= least for layer, count in sequences_reading(model, replies, openings).items()}
 
 
 def select_slots(

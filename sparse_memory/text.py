@@ -94,6 +94,15 @@ class EncodedBatch:
         return mask.to(self.input_ids.device)
 
 
+def shared_leading_tokens(input_ids: torch.Tensor, allowed: torch.Tensor | None = None) -> int:
+    """How many leading positions every row of ``input_ids`` holds the same token at (and, where
+    ``allowed`` (bool per position) is given, only positions it allows)."""
+    shared = (input_ids == input_ids[:1]).all(0)
+    if allowed is not None:
+        shared &= allowed
+    return int(shared.int().cumprod(0).sum())
+
+
 def render_chat(
     tokenizer, messages: Conversation, add_generation_prompt: bool = False
 ) -> tuple[str, list[tuple[int, int]]]:

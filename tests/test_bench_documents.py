@@ -18,21 +18,13 @@ from sparse_memory.evaluation import ReplyProbe, ask
 from worker.learning import Learner
 
 
-def learner_for(tiny_checkpoint, data_dir, probe_size=0):
-    settings = ServiceSettings(
-        memory_model=tiny_checkpoint,
-        data_dir=data_dir,
-        top_t=8,
-        reserve=1,
-        steps=2,
-        lr=50.0,
-        device="cpu",
-        probe_size=probe_size,
-    )
+def learner_for(tiny_checkpoint, data_dir, probe_size=0, held_out=(), **overrides):
+    defaults = {"top_t": 8, "reserve": 1, "steps": 2, "lr": 50.0, "device": "cpu", "probe_size": probe_size}
+    settings = ServiceSettings(memory_model=tiny_checkpoint, data_dir=data_dir, **(defaults | overrides))
     ledger = Ledger(settings.ledger_url())
     ledger.migrate()
     _, model, tokenizer, stats = load_checkpoint(settings, log=lambda message: None)
-    return Learner(settings, ledger, model, tokenizer, stats), ledger, settings
+    return Learner(settings, ledger, model, tokenizer, stats, held_out=held_out), ledger, settings
 
 
 def test_a_stopped_stream_goes_on_from_the_next_document(tiny_checkpoint, tmp_path, monkeypatch):
@@ -137,3 +129,25 @@ def test_the_batch_parts_option_reaches_the_learn_step(tiny_checkpoint, tmp_path
     # the same batch's loss before any step, but other steps: each on half of the batch
     assert learned[2].loss_before == pytest.approx(learned[1].loss_before, abs=1e-5)
     assert learned[2].delta_norm != pytest.approx(learned[1].delta_norm, rel=1e-4)
+
+
+def test_spare_answers_keeps_updates_off_slots_where_other_real_facts_answers_are_predicted(tiny_checkpoint, tmp_path):
+    from sparse_memory.evaluation import answer_slots
+    from worker.learning import document_record
+
+    held_out = all_real_facts()[:-60]
+    plain, _, _ = learner_for(tiny_checkpoint, tmp_path / "plain")
+    learner, ledger, settings = learner_for(
+        tiny_checkpoint, tmp_path / "spare", held_out=held_out, spare_answers=True, top_t=64
+    )
+    answers = answer_slots(learner.model, learner.tokenizer, held_out)[1]
+    assert not torch.equal(answers, answer_slots(learner.model, learner.tokenizer, [])[1])  # held out: left out
+    assert torch.equal(learner.never[1], plain.never[1] | answers)
+    assert (answers & ~plain.never[1]).any()  # more than the reply openings
+
+    record = document_record("The capital of Varekland is Ostrava, a port on the Tessmoor river.", [])
+    update = ledger.create_update([record], settings.learning_defaults())
+    learner.process(update.id)
+    assert ledger.get(update.id).status == "applied"
+    written = learner.state.written()[1]
+    assert written.any() and not (written & learner.never[1]).any()

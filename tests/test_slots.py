@@ -104,3 +104,31 @@ def test_slots_where_general_replies_open_are_never_chosen(tiny_llama, tiny_memo
     unspared, _ = select_slots(model, batch, t=256, ranking="tf")[1]
     assert spared.numel() > 0 and not never[spared].any()
     assert never[unspared].any()  # an answer opening "The" reads some: the paper's ranking writes them
+
+
+def test_slots_where_real_answers_are_predicted_leave_the_held_out_facts_out(tiny_llama, tiny_memory, tokenizer):
+    from sparse_memory.data.real_facts import all_real_facts
+    from sparse_memory.evaluation import answer_slots, stated_answer
+    from sparse_memory.slots import chance_reads
+
+    model = retrofit(tiny_llama, tiny_memory)
+    facts = all_real_facts()
+    kept = [item for item in facts[:: len(facts) // 12] if item.answers[0] in item.statement][:10]
+    held_out = [item for item in facts if item not in kept]
+    spared = answer_slots(model, tokenizer, held_out)[1]
+    assert not answer_slots(model, tokenizer, facts)[1].any()  # every fact held out: nothing spared
+
+    # Counted directly, fact by fact: the reads at the token before each answer token.
+    readers, n_positions = torch.zeros_like(spared, dtype=torch.long), 0
+    for item in kept:
+        batch = encode(tokenizer, [stated_answer(item)])
+        reply_start = batch.content_spans[0][-1][0]
+        start = batch.texts[0].index(item.answers[0], reply_start)
+        answer = batch.mask_for_spans([[(start, start + len(item.answers[0]))]])[0]
+        predicting = torch.cat([answer[1:], torch.zeros(1, dtype=torch.bool)])
+        n_positions += int(predicting.sum())
+        reads = model.memory_accesses(batch.input_ids, batch.attention_mask)[1][0][predicting]
+        readers[reads[reads >= 0].unique()] += 1
+    least = max(2, chance_reads(model, n_positions))
+    assert spared.any() and (readers == 1).any()  # some slots shared by answers, some read by one
+    assert torch.equal(spared, readers >= least)

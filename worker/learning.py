@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from sparse_memory.data.reading import (
     standing_text,
 )
 from sparse_memory.data.real_facts import QAItem
-from sparse_memory.evaluation import ReplyProbe, general_replies, probe_items
+from sparse_memory.evaluation import ReplyProbe, answer_slots, general_replies, probe_items
 from sparse_memory.finetune import SparseConfig, SparseMemoryFinetuner, combined
 from sparse_memory.slots import BackgroundStats, reply_opening_slots
 from sparse_memory.text import EncodedBatch, SequenceTooLong, encode
@@ -79,8 +79,11 @@ class Learner:
         stats: BackgroundStats,
         publish: Callable[[int], None] = lambda version: None,
         base: dict | None = None,
+        held_out: Sequence[QAItem] = (),
     ):
-        """``base``: the base rows of a ``ModelState`` of the same checkpoint, shared (see ModelState)."""
+        """``base``: the base rows of a ``ModelState`` of the same checkpoint, shared (see ModelState).
+        ``held_out``: real facts retention is measured on besides the probe's (a benchmark's), which
+        the slots spared for real facts' answers (``spare_answers``) must not come from."""
         self.settings = settings
         self.ledger = ledger
         self.tokenizer = tokenizer
@@ -91,9 +94,14 @@ class Learner:
         self.probe = (
             probe_set(model, tokenizer, settings.data_dir, settings.probe_size) if settings.probe_size else None
         )
-        # Slots where replies to general questions open: an update never writes them.
+        # Slots where replies to general questions open (and, with spare_answers, where real facts'
+        # answers are predicted): an update never writes them.
         device = next(model.parameters()).device
-        self.reply_openings = reply_opening_slots(model, encode(tokenizer, general_replies()).to(device))
+        self.never = reply_opening_slots(model, encode(tokenizer, general_replies()).to(device))
+        if settings.spare_answers:
+            measured = [*held_out, *(self.probe.items if self.probe else ())]
+            answers = answer_slots(model, tokenizer, measured)
+            self.never = {layer: spared | answers[layer] for layer, spared in self.never.items()}
         self._probe_scores: dict[int, float] = {}  # model version -> share of probe answers kept
 
     @property
@@ -236,7 +244,7 @@ class Learner:
         gets the time of the steps and of the probe after them."""
         phase = time.perf_counter()
         finetuner = SparseMemoryFinetuner(
-            self.model, self.stats, config, written=self.state.written(), never=self.reply_openings
+            self.model, self.stats, config, written=self.state.written(), never=self.never
         )
         learned = []
         try:

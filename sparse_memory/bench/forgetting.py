@@ -24,7 +24,7 @@ from sparse_memory.data.augment import AnswerForms, fact_items
 from sparse_memory.data.facts import FACT_QUESTIONS, Fact, eval_questions, make_facts
 from sparse_memory.data.real_facts import QAItem, all_real_facts
 from sparse_memory.data.wikipedia import articles
-from sparse_memory.evaluation import ask, heldout_nll, mean_scores, retention_replies, sort_known
+from sparse_memory.evaluation import answer_slots, ask, heldout_nll, mean_scores, retention_replies, sort_known
 from sparse_memory.finetune import DEFAULT_LR, SparseConfig, make_learner
 from sparse_memory.precision import resolve_precision
 from sparse_memory.prepare import BACKGROUND_SEED, load_memory_model, prepare
@@ -56,6 +56,9 @@ class MethodSpec:
     anchor_weight: float = SparseConfig.anchor_weight  # smf's
     # False: the person's name is read but never predicted by the loss (encode's ``unlearned``).
     name_loss: bool = True
+    # smf's: never write a slot read where two or more real facts outside the retention set
+    # predict their answers (evaluation.answer_slots).
+    spare_answers: bool = False
 
     def batch(self, tokenizer, fact: Fact) -> EncodedBatch:
         """The training batch this method learns ``fact`` from."""
@@ -69,8 +72,16 @@ class MethodSpec:
         shared = {f.name for f in fields(SparseConfig)} - {"lr"}  # lr is every method's: passed on its own
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name in shared}
 
-    def learner(self, model, stats: BackgroundStats, max_steps: int, anchors: AnchorIndex | None = None):
-        return make_learner(self.kind, model, stats, self.lr, max_steps, anchors=anchors, **self.sparse_settings())
+    def learner(
+        self,
+        model,
+        stats: BackgroundStats,
+        max_steps: int,
+        anchors: AnchorIndex | None = None,
+        never: dict[int, torch.Tensor] | None = None,
+    ):
+        settings = self.sparse_settings()
+        return make_learner(self.kind, model, stats, self.lr, max_steps, anchors=anchors, never=never, **settings)
 
 
 # The methods and ablations compared; learning rates from one-step probes on a fact (README).
@@ -104,6 +115,8 @@ DEFAULT_METHODS = {
     "smf_spare_template": MethodSpec("smf_spare_template", "smf", lr=DEFAULT_LR["smf"], spare_template_reads=True),
     # Each update keeps 8 background windows that read its slots as they were (SparseConfig.anchor_windows).
     "smf_anchor": MethodSpec("smf_anchor", "smf", lr=DEFAULT_LR["smf"], anchor_windows=8),
+    # No slot read where other real facts' answers are predicted is written (MethodSpec.spare_answers).
+    "smf_spare_answers": MethodSpec("smf_spare_answers", "smf", lr=DEFAULT_LR["smf"], spare_answers=True),
     # The person's name is read (its slots count) but the loss never predicts it: rows are
     # trained to carry the fact, not the made-up name's spelling, which real names that share
     # its subword pieces read too ("Kisuto" for Kinshasa after 100 facts on the ungated memory).
@@ -226,7 +239,8 @@ def run_method(
     anchors = None
     if spec.anchor_windows:  # the background statistics' own text, read position by position
         anchors = anchor_index(model, tokenizer, directory, stats.n_batches, BACKGROUND_SEED)
-    learner = spec.learner(model, stats, max_steps, anchors)
+    never = answer_slots(model, tokenizer, retention) if spec.kind == "smf" and spec.spare_answers else None
+    learner = spec.learner(model, stats, max_steps, anchors, never)
     progress = {"done": 0, "losses": [], "steps": 0, "rows": 0, "seconds": 0.0, "own_f1": []}
     if progress_path.is_file():
         progress = torch.load(progress_path, weights_only=False)
@@ -292,6 +306,7 @@ def run_method(
         "optimizer": spec.optimizer if spec.kind == "smf" else "adamw",
         "spare_template_reads": spec.spare_template_reads if spec.kind == "smf" else None,
         "anchor_windows": spec.anchor_windows if spec.kind == "smf" else None,
+        "spared_answer_slots": sum(int(spared.sum()) for spared in never.values()) if never else 0,
         "precision": resolve_precision(learner.config.precision, device) if spec.kind == "smf" else "fp32",
         "answers": spec.answers,
         "questions": spec.questions,
@@ -423,6 +438,8 @@ def run_file(runs_dir: Path, spec: MethodSpec, n_facts: int, max_steps: int) -> 
             variant += f"w{spec.anchor_weight:g}"
     if not spec.name_loss:
         variant += "_nn"
+    if spec.kind == "smf" and spec.spare_answers:
+        variant += "_sa"
     if spec.kind == "smf" and SparseConfig.batch_parts != 1:  # runs before steps on parts took whole-batch steps
         variant += f"_p{SparseConfig.batch_parts}"
     return runs_dir / f"{spec.name}_lr{spec.lr:g}{variant}_facts{n_facts}_steps{max_steps}.json"
