@@ -41,7 +41,7 @@ class ServiceSettings(CoreSettings):
         default=None, description="A saved memory model directory to serve; default: the prepared default model."
     )
     # Learning defaults: what `bench documents` measured best for what users post (the fact
-    # benchmarks' learner, SparseConfig, keeps its own: t = 500, lr 1e4, answer-start weight 1).
+    # benchmarks' learner, SparseConfig, keeps its own: t = 500, its own lr, answer-start weight 1).
     top_t: int = Field(default=2000, description="Value rows one update may change.")
     steps: int = Field(
         default=40,

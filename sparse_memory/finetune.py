@@ -215,11 +215,12 @@ class SparseConfig:
     # (docs/experiments/learning-vs-forgetting.md): over 20 facts learned in a row,
     # t = 500 learned as much as t = 2000 (F1 0.24 vs 0.22) and forgot far
     # less (retention drop 8% vs 26%); stopping 5 steps after the trained answers come out right
-    # halved the time against a fixed 30 steps.
+    # halved the time against a fixed 30 steps. With steps on parts of the batch (batch_parts),
+    # twice the whole-batch learner's rate learned more over 100 facts and forgot no more.
     t: int = 500
     ranking: Ranking = "tfidf"
     optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = 1e4
+    lr: float = 2e4
     max_steps: int = 30
     target_loss: float | None = 0.3  # stop once the batch loss is this low
     # Stop this many steps after greedy decoding first gives every trained answer (None: never).
