@@ -131,8 +131,11 @@ def test_the_batch_parts_option_reaches_the_learn_step(tiny_checkpoint, tmp_path
     assert learned[2].delta_norm != pytest.approx(learned[1].delta_norm, rel=1e-4)
 
 
-def test_spare_answers_keeps_updates_off_slots_where_other_real_facts_answers_are_predicted(tiny_checkpoint, tmp_path):
+def test_spare_answers_keeps_updates_off_slots_where_other_real_facts_answers_are_predicted(
+    tiny_checkpoint, tmp_path, monkeypatch
+):
     from sparse_memory.evaluation import answer_slots
+    from worker import learning
     from worker.learning import document_record
 
     held_out = all_real_facts()[:-60]
@@ -151,3 +154,13 @@ def test_spare_answers_keeps_updates_off_slots_where_other_real_facts_answers_ar
     assert ledger.get(update.id).status == "applied"
     written = learner.state.written()[1]
     assert written.any() and not (written & learner.never[1]).any()
+
+    # Computed once per instance and held-out set: a learner started again reads them back.
+    def not_again(*args):
+        raise AssertionError("answer_slots computed again")
+
+    monkeypatch.setattr(learning, "answer_slots", not_again)
+    again, _, _ = learner_for(tiny_checkpoint, tmp_path / "spare", held_out=held_out, spare_answers=True)
+    assert torch.equal(again.never[1], learner.never[1])
+    with pytest.raises(AssertionError, match="computed again"):  # another held-out set: not that one
+        learner_for(tiny_checkpoint, tmp_path / "spare", held_out=held_out[1:], spare_answers=True)

@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 
 from model_store.ledger import FINISHED, Ledger, Update
 from model_store.settings import ServiceSettings
@@ -34,11 +35,12 @@ from sparse_memory.data.reading import (
 from sparse_memory.data.real_facts import QAItem
 from sparse_memory.evaluation import ReplyProbe, answer_slots, general_replies, probe_items
 from sparse_memory.finetune import SparseConfig, SparseMemoryFinetuner, combined
-from sparse_memory.slots import BackgroundStats, reply_opening_slots
+from sparse_memory.slots import BackgroundStats, layer_of, load_tensors_and_metadata, reply_opening_slots
 from sparse_memory.text import EncodedBatch, SequenceTooLong, encode
 
 log = logging.getLogger(__name__)
 PROBE_FILE = "probe_set.json"
+ANSWER_SLOTS_FILE = "answer_slots.safetensors"
 
 
 def document_record(text: str, qa: list[dict] | None = None) -> dict:
@@ -65,6 +67,24 @@ def probe_set(model, tokenizer, data_dir: Path, size: int) -> ReplyProbe:
     facts = [asdict(item) | {"reply_ids": reply} for item, reply in zip(probe.items, probe.replies, strict=True)]
     path.write_text(json.dumps(facts, indent=1))
     return probe
+
+
+def spared_answer_slots(model, tokenizer, data_dir: Path, held_out: Sequence[QAItem]) -> dict[int, torch.Tensor]:
+    """``evaluation.answer_slots`` of ``model`` (the base model) without the ``held_out`` facts:
+    computed once per instance and held-out set (a pass over every real fact), then read back."""
+    path = data_dir / ANSWER_SLOTS_FILE
+    key = hashlib.sha256("\n".join(sorted(item.question for item in held_out)).encode()).hexdigest()
+    if path.is_file():
+        tensors, metadata = load_tensors_and_metadata(path)
+        if metadata.get("held_out") == key:
+            return {layer_of(name): spared.bool() for name, spared in tensors.items()}
+    spared = answer_slots(model, tokenizer, held_out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    tensors = {f"layer_{layer}.spared": mask.to(torch.uint8) for layer, mask in spared.items()}
+    save_file(tensors, partial, {"held_out": key})
+    partial.replace(path)
+    return spared
 
 
 class Learner:
@@ -100,7 +120,7 @@ class Learner:
         self.never = reply_opening_slots(model, encode(tokenizer, general_replies()).to(device))
         if settings.spare_answers:
             measured = [*held_out, *(self.probe.items if self.probe else ())]
-            answers = answer_slots(model, tokenizer, measured)
+            answers = spared_answer_slots(model, tokenizer, settings.data_dir, measured)
             self.never = {layer: spared | answers[layer] for layer, spared in self.never.items()}
         self._probe_scores: dict[int, float] = {}  # model version -> share of probe answers kept
 
