@@ -280,3 +280,20 @@ def test_bench_learn_speed_runs_both_learners_with_their_probes(tiny_checkpoint,
     assert result["speedup"] == pytest.approx(
         result["seconds_per_fact_p50_ref"] / result["seconds_per_fact_p50"], abs=0.01
     )
+
+
+def test_the_unchanged_model_is_measured_once_per_results_directory(tiny_checkpoint, tmp_path, monkeypatch):
+    from sparse_memory.prepare import load_memory_model
+
+    model, tokenizer = load_memory_model(tiny_checkpoint, "cpu")
+    facts, wiki = make_facts(2, seed=0), ["The quick brown fox jumps over the lazy dog."]
+    first = forgetting.measured_before(model, tokenizer, facts, [], wiki, tmp_path)
+    assert set(first) >= {"learned_f1", "retention_f1", "nll"} and first["nll"] > 0
+
+    def not_again(*args):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(forgetting, "measure", not_again)
+    assert forgetting.measured_before(model, tokenizer, facts, [], wiki, tmp_path) == first
+    with pytest.raises(AssertionError, match="measured again"):  # another stream: measured anew
+        forgetting.measured_before(model, tokenizer, make_facts(3, seed=0), [], wiki, tmp_path)

@@ -215,6 +215,20 @@ def measure(model, tokenizer, facts, retention: list[QAItem], wiki: list[str]) -
     }
 
 
+def measured_before(model, tokenizer, facts, retention: list[QAItem], wiki: list[str], runs_dir: Path) -> dict:
+    """``measure`` of the unchanged model: the same for every run on these facts, retention set,
+    text and memory, so measured once per results directory (a 100-fact stream: minutes)."""
+    config = model.memory_config
+    name = f"before_facts{len(facts)}_retention{len(retention)}_wiki{len(wiki)}_slots{config.n_slots}_{config.gate}"
+    path = runs_dir / f"{name}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    before = measure(model, tokenizer, facts, retention, wiki)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(before, indent=2) + "\n")
+    return before
+
+
 def run_method(
     spec: MethodSpec,
     directory: Path,
@@ -342,13 +356,11 @@ def bench_forgetting(
     model, tokenizer = load_memory_model(where.memory, device)
     retention = retention_set(model, tokenizer, where.memory, size=60 if quick else 150)
     wiki = [a.text for a in articles("heldout")[: 40 if quick else 100]]
-    before = measure(model, tokenizer, fact_list, retention, wiki)
+    runs_dir = results_dir / "forgetting_runs"
+    before = measured_before(model, tokenizer, fact_list, retention, wiki, runs_dir)
     n_slots = model.memory_config.n_slots
     del model
     print(f"before learning: {before}")
-
-    runs_dir = results_dir / "forgetting_runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
     if lr is not None:  # runs at one rate each, side by side, fill the sweep's cache
         specs = [at_learning_rate(spec, lr) for spec in specs]
     if sweep:
