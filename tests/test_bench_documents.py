@@ -164,3 +164,18 @@ def test_spare_answers_keeps_updates_off_slots_where_other_real_facts_answers_ar
     assert torch.equal(again.never[1], learner.never[1])
     with pytest.raises(AssertionError, match="computed again"):  # another held-out set: not that one
         learner_for(tiny_checkpoint, tmp_path / "spare", held_out=held_out[1:], spare_answers=True)
+
+
+def test_an_update_whose_announcement_fails_is_still_applied(tiny_checkpoint, tmp_path):
+    from worker.learning import document_record
+
+    learner, ledger, settings = learner_for(tiny_checkpoint, tmp_path)
+
+    def broker_down(version):
+        raise ConnectionError("Redis is down")
+
+    learner.publish = broker_down
+    record = document_record("Varek Thelamon was born in Ostrava.")
+    update = ledger.create_update([record], settings.learning_defaults())
+    assert learner.process(update.id).status == "applied"
+    assert learner.state.version == ledger.get(update.id).model_version
