@@ -118,7 +118,4 @@ class Service:
         """The model moved (a rollback here): this process swaps now, the others on the event."""
         self.engine.request_catch_up()
         if self.events is not None:
-            try:
-                self.events.publish(version)
-            except Exception:  # the ledger has it: the other replicas swap on their next poll of it
-                log.warning("announcing model version %s failed; replicas catch up by polling", version, exc_info=True)
+            self.events.publish(version)

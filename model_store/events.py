@@ -25,7 +25,12 @@ class RedisEvents:
         self.channel = channel(queue_name)
 
     def publish(self, version: int) -> None:
-        self.client.publish(self.channel, str(version))
+        """Announce ``version``. Where Redis cannot be reached the ledger still has it, and the
+        other processes catch up on their next poll of it: a warning, not an error."""
+        try:
+            self.client.publish(self.channel, str(version))
+        except Exception:
+            log.warning("announcing model version %s failed; replicas catch up by polling", version, exc_info=True)
 
     def listen(self, on_version: Callable[[int], None], stop: threading.Event) -> threading.Thread:
         """Call ``on_version`` for each published version, on a daemon thread, until ``stop``."""

@@ -233,10 +233,7 @@ class Learner:
             self._probe_scores[finished.model_version] = probe["after"]  # the next update's "before"
         self.state.catch_up(self.ledger)
         if finished.status == "applied":
-            try:
-                self.publish(finished.model_version)
-            except Exception:  # the ledger has it: the replicas swap on their next poll of it
-                log.warning("announcing model version %s failed; replicas catch up by polling", finished.model_version)
+            self.publish(finished.model_version)
         log.info(
             "update %s %s in %.1f s (%s)",
             update.id,
